@@ -1,0 +1,217 @@
+"""`python -m preprocess {run,verify,info,sample}`: the view-generation pipeline's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS
+
+from .errors import UserError
+from .flow import FLOW_BACKENDS
+from .store.compression import COMPRESSIONS
+
+EXIT_USER_ERROR = 2
+
+
+def _key_values(text: str) -> dict[str, str]:
+    """'a=1,b=2' -> {'a': '1', 'b': '2'}."""
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        if "=" not in item:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m preprocess",
+        description="Decode videos and compute their views (RGB, optical flow) into chunked HDF5 stores.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="make (or finish) a store from videos",
+                         description="Make a store from videos, or finish an interrupted one: finished shards "
+                                     "are skipped. Exit status: 0 all stored, 3 some videos failed (listed in "
+                                     "ROOT/failures.tsv), 2 a usage error.",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = run.add_argument_group("input")
+    src.add_argument("--videos", required=True, metavar="PATH",
+                     help="a folder of videos, a folder with one folder per class, or a dataset spec file "
+                          "(.yaml/.json with keys dataset, videos, annotations)")
+    src.add_argument("--dataset", choices=["folder", "ucf101", "hmdb51", "kinetics400"], default=None,
+                     help="how to read --videos and --annotations (default: folder, or the spec file's)")
+    src.add_argument("--annotations", metavar="PATH", default=None,
+                     help="UCF101 ucfTrainTestlist folder, HMDB51 split-file folder, or Kinetics-400 CSV (or folder)")
+    out = run.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="ROOT", help="store root folder (created if absent)")
+    out.add_argument("--views", default="rgb,flow_tvl1",
+                     help=f"comma-separated views to make: {', '.join(VIEWS)}")
+    out.add_argument("--videos-per-shard", type=_positive_int, default=None,
+                     help="videos per shard file (default: the video count / 256, between 1 and 32); "
+                          "fixed when the store is created")
+    out.add_argument("--block-frames", type=_positive_int, default=DEFAULT_BLOCK_FRAMES,
+                     help="HDF5 chunk length along time, in stored frames (the training block length)")
+    out.add_argument("--compression", type=_key_values, default={}, metavar="VIEW=NAME,...",
+                     help=f"override a view's compression; names: {', '.join(COMPRESSIONS)}")
+    frames = run.add_argument_group("frames")
+    frames.add_argument("--stride", type=_positive_int, default=DEFAULT_STRIDE,
+                        help="keep one source frame in STRIDE (fixed when the store is created)")
+    frames.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE,
+                        help="short side of stored RGB and flow frames, pixels (area interpolation)")
+    flow = run.add_argument_group("optical flow", "flow is computed on grey frames at the stored size, from "
+                                                  "source frame t to t+1, for stored frames only")
+    flow.add_argument("--flow-bound", type=float, default=DEFAULT_FLOW_BOUND,
+                      help="clip flow to +-BOUND pixels, then map linearly to uint8 0..255")
+    for name, backend in FLOW_BACKENDS.items():
+        flow.add_argument(f"--{name}", type=_key_values, default={}, metavar="KEY=VALUE,...",
+                          help=f"{backend.description}; keys: {', '.join(backend.param_names)}")
+    par = run.add_argument_group("parallelism")
+    par.add_argument("--jobs", type=int, default=1,
+                     help="worker processes on this machine (-1: one per core); OpenCV runs one thread each")
+    par.add_argument("--shard", type=int, default=None, metavar="I",
+                     help="this array job's index (default: $SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0)")
+    par.add_argument("--num-shards", type=int, default=None, metavar="N",
+                     help="number of array jobs sharing the store (default: $SLURM_ARRAY_TASK_COUNT, else 1)")
+    par.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run on a Dask cluster (e.g. tcp://host:8786) through joblib's dask backend")
+    par.add_argument("--decode-threads", type=_positive_int, default=1, help="FFmpeg decoding threads per worker")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    verify = sub.add_parser("verify", help="check a store: shards readable, views aligned, nothing missing",
+                            description="Check a store root; print each problem on one line; exit 1 if any.")
+    verify.add_argument("root", metavar="ROOT")
+    verify.add_argument("--deep", action="store_true", help="also decompress every stored frame")
+
+    info = sub.add_parser("info", help="summarise a store: videos, frames, bytes and parameters per view")
+    info.add_argument("root", metavar="ROOT")
+    info.add_argument("--failures", action="store_true", help="list every failed video and why")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    sample = sub.add_parser("sample", help="write the built-in sample videos (synthetic, known motion)")
+    sample.add_argument("out", metavar="FOLDER")
+    sample.add_argument("--frames", type=_positive_int, default=64, help="frames per video")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import RunConfig, run
+    from .views import ViewOptions, parse_views
+
+    views = parse_views(args.views)
+    unknown = sorted(set(args.compression) - set(VIEWS))
+    if unknown:
+        raise UserError(f"--compression names unknown view(s) {', '.join(unknown)}")
+    options = ViewOptions(stride=args.stride, size=args.size, block_frames=args.block_frames,
+                          flow_bound=args.flow_bound,
+                          flow_params={name: getattr(args, name) for name in FLOW_BACKENDS},
+                          compression=dict(args.compression))
+    cfg = RunConfig(videos=args.videos, out=args.out, views=views, options=options, dataset=args.dataset,
+                    annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
+                    scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,
+                    decode_threads=args.decode_threads, progress=not args.no_progress)
+    return run(cfg)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .store.scan import scan_store
+
+    scan = scan_store(Path(args.root), deep=args.deep)
+    for line in scan.problems:
+        print(line)
+    partials = sum(v.partials for v in scan.views.values())
+    if partials:
+        print(f"note: {partials} partial shard file(s) present: a job is running, or was killed "
+              f"(a re-run removes them)", file=sys.stderr)
+    n_videos = len(scan.manifest.records)
+    status = "FAILED" if scan.problems else "OK"
+    print(f"{status}: {args.root}: {len(scan.views)} views, {n_videos} videos, {len(scan.problems)} problem(s)",
+          file=sys.stderr)
+    return 1 if scan.problems else 0
+
+
+def summarise(scan: Any) -> dict[str, Any]:
+    """The numbers `info` prints, as a dict."""
+    m = scan.manifest
+    out: dict[str, Any] = {
+        "root": str(scan.root), "dataset": m.dataset, "videos_root": m.videos_root, "videos": len(m.records),
+        "classes": len(m.classes), "missing_from_disk": len(m.missing), "stride": m.stride,
+        "shards": m.num_shards, "videos_per_shard": m.videos_per_shard, "views": {},
+    }
+    for name, v in scan.views.items():
+        shapes = sorted({e.frame_shape for e in v.videos.values()})
+        out["views"][name] = {
+            "shards_done": len(v.shard_ids), "videos": len(v.videos), "failed": len(v.failures),
+            "frames": v.frames, "bytes": v.bytes,
+            "bytes_per_frame": round(v.bytes / v.frames, 1) if v.frames else None,
+            "frame_shapes": [list(s) for s in shapes[:3]] + (["..."] if len(shapes) > 3 else []),
+            "compression": v.meta.get("compression"), "size": v.meta.get("size"),
+            "params": v.meta.get("params"), "versions": v.meta.get("versions"),
+        }
+    return out
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .store.scan import scan_store
+
+    scan = scan_store(Path(args.root))
+    summary = summarise(scan)
+    if args.json:
+        summary["failures"] = {v: s.failures for v, s in scan.views.items()}
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"store {summary['root']}: {summary['dataset']} from {summary['videos_root']}")
+    print(f"  {summary['videos']} videos, {summary['classes']} classes, {summary['missing_from_disk']} listed but "
+          f"missing from disk; stride {summary['stride']}; {summary['shards']} shards of up to "
+          f"{summary['videos_per_shard']} videos")
+    for name, v in summary["views"].items():
+        mb = v["bytes"] / 1e6
+        print(f"  {name}: {v['videos']} videos, {v['failed']} failed, {v['frames']} frames, {mb:.1f} MB "
+              f"({v['bytes_per_frame']} B/frame), shards {v['shards_done']}/{summary['shards']}, "
+              f"frame shape {v['frame_shapes'][0] if v['frame_shapes'] else '-'}, {v['compression']}")
+        print(f"    params: {json.dumps(v['params'], sort_keys=True)}")
+    if args.failures:
+        for name, v in scan.views.items():
+            for vid, reason in sorted(v.failures.items()):
+                print(f"  failed {name} {vid}: {reason}")
+    if scan.problems:
+        print(f"  {len(scan.problems)} problem(s): run `python -m preprocess verify {args.root}`")
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .synthetic import write_sample
+
+    paths = write_sample(args.out, num_frames=args.frames)
+    print(f"wrote {len(paths)} sample videos under {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"run": _run, "verify": _verify, "info": _info, "sample": _sample}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: a user's mistake is one line on stderr and exit status 2, never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished shards are kept; run the same command again to finish", file=sys.stderr)
+        return 130

@@ -1,0 +1,206 @@
+"""`preprocess run`: plan the shards this task owns, skip finished ones, run the rest in parallel.
+
+Parallelism is joblib's: loky processes on one machine (`--jobs`), or a Dask cluster through joblib's
+dask backend (`--scheduler`). On a cluster, N array jobs each take the shards k with k % N == I.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from joblib import Parallel, delayed, parallel_config
+from tqdm import tqdm
+
+from data_specs import DatasetError, load_video_list
+
+from .errors import UserError
+from .pipeline import ShardResult, ShardTask, process_shard
+from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
+from .store.manifest import Manifest, create_or_check_manifest
+from .store.reader import list_shards, open_shard, shard_failures
+from .views import ViewOptions, build_view, library_versions
+
+EXIT_OK, EXIT_FAILED_VIDEOS = 0, 3
+
+
+@dataclass
+class RunConfig:
+    """Everything `preprocess run` was asked to do."""
+
+    videos: str
+    out: str
+    views: list[str]
+    options: ViewOptions
+    dataset: str | None = None
+    annotations: str | None = None
+    jobs: int = 1
+    shard: int | None = None
+    num_shards: int | None = None
+    scheduler: str | None = None
+    videos_per_shard: int | None = None
+    decode_threads: int = 1
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] | None = None) -> tuple[int, int]:
+    """This job's (index, count) among array jobs: from the options, else from Slurm, else (0, 1)."""
+    env = os.environ if env is None else env
+    if shard is None and num_shards is None and "SLURM_ARRAY_TASK_ID" in env:
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        shard = int(env["SLURM_ARRAY_TASK_ID"]) - first
+        num_shards = int(env.get("SLURM_ARRAY_TASK_COUNT", "1"))
+    shard = 0 if shard is None else shard
+    num_shards = 1 if num_shards is None else num_shards
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise UserError(f"--shard must be in [0, --num-shards); got --shard {shard} --num-shards {num_shards}")
+    return shard, num_shards
+
+
+def ensure_view_meta(root: Path, computers: Iterable) -> None:
+    """Write each view's view.json once; refuse a run whose settings would change a view's bytes."""
+    for comp in computers:
+        path = view_dir(root, comp.name) / VIEW_META
+        have = create_json_once(path, {**comp.attrs, "versions": library_versions()})
+        have_attrs = {k: v for k, v in have.items() if k != "versions"}
+        if have_attrs != _jsonable(comp.attrs):
+            diff = sorted(k for k in set(have_attrs) | set(comp.attrs)
+                          if have_attrs.get(k) != _jsonable(comp.attrs).get(k))
+            raise UserError(f"{path.parent} was made with other settings ({', '.join(diff)} differ: "
+                            f"{ {k: have_attrs.get(k) for k in diff} }); use the same settings or another --out")
+
+
+def _jsonable(obj: dict) -> dict:
+    import json
+    return json.loads(json.dumps(obj))
+
+
+def plan(root: Path, manifest: Manifest, views: list[str], task: int, num_tasks: int) -> list[tuple[int, list[str]]]:
+    """(shard, views still missing) for the shards this task owns."""
+    todo = []
+    for shard in range(task, manifest.num_shards, num_tasks):
+        missing = [v for v in views if not shard_path(root, v, shard).exists()]
+        if missing:
+            todo.append((shard, missing))
+    return todo
+
+
+def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None) -> Iterator[ShardResult]:
+    if not tasks:
+        return iter(())
+    if scheduler:
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise UserError("--scheduler needs dask[distributed]: pip install -c constraints.txt '.[dask]'") from None
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+        return _dask_results(client, tasks)
+    n_jobs = min(jobs, len(tasks)) if jobs > 0 else jobs
+    return _joblib_results(tasks, n_jobs)
+
+
+def _joblib_results(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
+    with parallel_config(backend="loky", n_jobs=n_jobs):
+        yield from Parallel(return_as="generator_unordered")(delayed(process_shard)(t) for t in tasks)
+
+
+def _dask_results(client, tasks: list[ShardTask]) -> Iterator[ShardResult]:
+    try:
+        with parallel_config(backend="dask", wait_for_workers_timeout=60):
+            yield from Parallel(return_as="generator_unordered")(delayed(process_shard)(t) for t in tasks)
+    finally:
+        client.close()
+
+
+def collect_failures(root: Path, manifest: Manifest, views: list[str], shards: Iterable[int]) -> list[dict]:
+    """Failure records of the given shards in every view, read from the finished shard files."""
+    out = []
+    for view in views:
+        present = list_shards(root, view)
+        for shard in shards:
+            if shard in present:
+                with open_shard(present[shard]) as f:
+                    out.extend({"view": view, **x} for x in shard_failures(f))
+    return out
+
+
+def write_failures_table(root: Path, manifest: Manifest) -> Path:
+    """ROOT/failures.tsv: one line per video and view that failed, from every finished shard."""
+    from .store.reader import list_views
+    rows = collect_failures(root, manifest, list_views(root), range(manifest.num_shards))
+    path = root / "failures.tsv"
+    lines = ["view\tvideo\treason\tpath"] + [f"{r['view']}\t{r['id']}\t{r['reason']}\t{r['path']}" for r in rows]
+    tmp = path.with_name(f".failures.tsv.{os.getpid()}")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def run(cfg: RunConfig) -> int:
+    """Run (or resume) a preprocessing job; returns the exit status."""
+    root = Path(cfg.out)
+    try:
+        videos = load_video_list(cfg.videos, cfg.dataset, cfg.annotations)
+    except DatasetError as exc:
+        raise UserError(str(exc)) from None
+    if videos.missing:
+        print(videos.missing_summary(), file=sys.stderr)
+    task, num_tasks = resolve_task(cfg.shard, cfg.num_shards)
+    manifest = create_or_check_manifest(root, videos, cfg.options.stride, cfg.videos_per_shard)
+    computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
+    ensure_view_meta(root, computers)
+    todo = plan(root, manifest, cfg.views, task, num_tasks)
+    owned = range(task, manifest.num_shards, num_tasks)
+    n_videos = sum(len(manifest.shard_records(s)) for s, _ in todo)
+    total_owned = sum(len(manifest.shard_records(s)) for s in owned)
+    print(f"{root}: {len(manifest.records)} videos in {manifest.num_shards} shards; task {task}/{num_tasks} owns "
+          f"{len(owned)} shards ({total_owned} videos), {len(todo)} to do ({n_videos} videos); "
+          f"views {','.join(cfg.views)}", file=sys.stderr)
+    tasks = [ShardTask(str(root), shard, manifest.shard_records(shard), missing, cfg.options,
+                       decode_threads=cfg.decode_threads) for shard, missing in todo]
+    started = time.time()
+    totals = ShardResult(-1)
+    with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True,
+              desc="preprocess", file=sys.stderr) as bar:
+        for res in _execute(tasks, cfg.jobs, cfg.scheduler):
+            totals.videos += res.videos
+            totals.stored_frames += res.stored_frames
+            totals.decoded_frames += res.decoded_frames
+            for key, value in res.seconds.items():
+                totals.seconds[key] = totals.seconds.get(key, 0.0) + value
+            bar.update(len(manifest.shard_records(res.shard)))
+    wall = time.time() - started
+    failures = collect_failures(root, manifest, cfg.views, owned)
+    failed_videos = sorted({f["id"] for f in failures})
+    _write_log(root, cfg, task, num_tasks, manifest, totals, failures, wall)
+    if failures:
+        write_failures_table(root, manifest)
+    ok = total_owned - len(failed_videos)
+    print(f"done: {ok} of {total_owned} videos stored in {','.join(cfg.views)}; {len(failed_videos)} failed"
+          + (f" (reasons in {root / 'failures.tsv'})" if failed_videos else "")
+          + f"; this run made {totals.videos} videos, {totals.stored_frames} frames in {wall:.1f}s", file=sys.stderr)
+    for f in failures[:10]:
+        print(f"  failed {f['view']} {f['id']}: {f['reason']}", file=sys.stderr)
+    return EXIT_FAILED_VIDEOS if failed_videos else EXIT_OK
+
+
+def _write_log(root: Path, cfg: RunConfig, task: int, num_tasks: int, manifest: Manifest, totals: ShardResult,
+               failures: list[dict], wall: float) -> None:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    path = root / "logs" / f"run-{stamp}-task{task}of{num_tasks}-{socket.gethostname()}-{os.getpid()}.json"
+    write_json_atomic(path, {
+        "argv": sys.argv, "views": cfg.views, "jobs": cfg.jobs, "task": task, "num_tasks": num_tasks,
+        "videos_made": totals.videos, "stored_frames": totals.stored_frames,
+        "decoded_frames": totals.decoded_frames, "wall_seconds": wall, "worker_seconds": totals.seconds,
+        "failures": failures, "versions": library_versions(),
+    })

@@ -1,0 +1,108 @@
+"""View computers: turn a batch of decoded frame pairs into the uint8 frames a view stores.
+
+A view is built from its spec (data_specs/views.py) and the run's options; `params` holds every
+value that changes the stored bytes and goes into the store's attributes.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS, ViewSpec
+
+from .decode import FramePair
+from .errors import UserError
+from .flow import make_flow
+from .quantise import quantise_flow
+
+LIBRARIES = ("av", "opencv-contrib-python-headless", "h5py", "hdf5plugin", "numpy")
+
+
+@dataclass
+class ViewOptions:
+    """The run's settings that views read."""
+
+    stride: int = DEFAULT_STRIDE
+    size: int = DEFAULT_SIZE
+    block_frames: int = DEFAULT_BLOCK_FRAMES
+    flow_bound: float = DEFAULT_FLOW_BOUND
+    flow_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    compression: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ViewComputer:
+    """A ready view: `compute(pairs)` -> (N, H, W, C) uint8; `timings` accumulates seconds spent."""
+
+    spec: ViewSpec
+    attrs: dict[str, Any]
+    needs_next: bool
+    compute_one: Callable[[FramePair], np.ndarray]
+    seconds: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def compression(self) -> str:
+        return self.attrs["compression"]
+
+    def compute(self, pairs: list[FramePair]) -> np.ndarray:
+        start = time.perf_counter()
+        out = np.stack([self.compute_one(p) for p in pairs])
+        self.seconds += time.perf_counter() - start
+        return out
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose output ends up in a store."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def parse_views(text: str) -> list[str]:
+    """'rgb,flow_tvl1' -> ['rgb', 'flow_tvl1'], with a one-line error for an unknown view."""
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VIEWS]
+    if unknown or not names:
+        raise UserError(f"unknown view(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(VIEWS)}")
+    return list(dict.fromkeys(names))
+
+
+def build_view(name: str, options: ViewOptions) -> ViewComputer:
+    """Make the computer of one view from the run's options."""
+    spec = VIEWS[name]
+    attrs: dict[str, Any] = {
+        "view": name, "kind": spec.kind, "channels": spec.channels, "size": options.size,
+        "stride": options.stride, "block_frames": options.block_frames,
+        "compression": options.compression.get(name, spec.compression),
+    }
+    if spec.kind == "rgb":
+        attrs["params"] = {"interpolation": "area", "colour": "rgb24"}
+        return ViewComputer(spec, attrs, False, lambda p: p.rgb)
+    if spec.kind == "flow":
+        flow_fn, resolved = make_flow(spec.flow_backend, options.flow_params.get(spec.flow_backend))
+        bound = float(options.flow_bound)
+        if not bound > 0:
+            raise UserError(f"--flow-bound must be positive, got {bound}")
+        attrs["params"] = {"backend": spec.flow_backend, "algorithm": resolved, "bound": bound,
+                           "input": "grey frames at the stored size, source frame t -> t+1",
+                           "quantisation": "clip to [-bound, bound], round((f + bound) * 255 / (2 * bound))"}
+
+        def compute_one(pair: FramePair) -> np.ndarray:
+            prev, nxt = pair.grey()
+            return quantise_flow(flow_fn(prev, nxt), bound)
+
+        return ViewComputer(spec, attrs, True, compute_one)
+    raise UserError(f"view {name!r} has unknown kind {spec.kind!r}")

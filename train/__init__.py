@@ -1,0 +1,1 @@
+"""Training package (CoCon and TCLR); it reads stores through `preprocess.store.Store`."""
