@@ -7,6 +7,7 @@ every view of a video on exactly the same frame indices.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -93,6 +94,8 @@ def decode_pairs(path: str, stride: int, short_side: int, with_next: bool, meta:
     Raises VideoError for anything that makes the video unusable: unreadable or non-video file, no
     video stream, a decode error, a truncated stream, or fewer than two frames.
     """
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise VideoError("empty file (0 bytes)")
     try:
         container = av.open(path, mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
@@ -133,5 +136,7 @@ def decode_pairs(path: str, stride: int, short_side: int, with_next: bool, meta:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
+    """FFmpeg's message without its errno and file name (the failures record names the file)."""
+    text = getattr(exc, "strerror", None) if isinstance(exc, av.error.FFmpegError) else None
+    text = text or str(exc).strip() or type(exc).__name__
+    return " ".join(str(text).split())

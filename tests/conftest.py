@@ -1,0 +1,41 @@
+"""Shared fixtures: synthetic videos encoded on the fly, the real clips (when present), a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_CLIPS = Path(os.environ.get("COCON_REAL_CLIPS", ROOT.parent / "shared" / "data" / "real_clips"))
+# Fast TV-L1 settings for tests that only need "a TV-L1 flow", not its accuracy (OpenCV's defaults
+# cost ~0.4 s per frame pair here); accuracy tests use the defaults.
+FAST_TVL1 = "nscales=3,warps=2,inner_iterations=10,outer_iterations=2"
+
+
+def run_cli(*argv: str) -> int:
+    """Run `python -m preprocess ARGV` in this process and return its exit status."""
+    from preprocess.cli import main
+    return main([str(a) for a in argv])
+
+
+@pytest.fixture(scope="session")
+def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in sample: 3 classes x 2 synthetic videos of 64 frames, 160x120, known motion."""
+    from preprocess.synthetic import write_sample
+    out = tmp_path_factory.mktemp("sample") / "videos"
+    write_sample(out, num_frames=40)
+    return out
+
+
+@pytest.fixture(scope="session")
+def real_clips() -> Path:
+    if not REAL_CLIPS.is_dir():
+        pytest.skip(f"real clips folder {REAL_CLIPS} is absent")
+    return REAL_CLIPS
+
+
+def python_cmd() -> list[str]:
+    return [sys.executable, "-m", "preprocess"]
