@@ -94,16 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="check a store: shards readable, views aligned, nothing missing",
                             description="Check a store root; print each problem on one line; exit 1 if any.")
-    verify.add_argument("root", metavar="ROOT")
+    verify.add_argument("root", metavar="ROOT", help="store root folder")
     verify.add_argument("--deep", action="store_true", help="also decompress every stored frame")
 
     info = sub.add_parser("info", help="summarise a store: videos, frames, bytes and parameters per view")
-    info.add_argument("root", metavar="ROOT")
+    info.add_argument("root", metavar="ROOT", help="store root folder")
     info.add_argument("--failures", action="store_true", help="list every failed video and why")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     sample = sub.add_parser("sample", help="write the built-in sample videos (synthetic, known motion)")
-    sample.add_argument("out", metavar="FOLDER")
+    sample.add_argument("out", metavar="FOLDER", help="where to write the videos (one folder per class)")
     sample.add_argument("--frames", type=_positive_int, default=64, help="frames per video")
     return parser
 

@@ -100,13 +100,26 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None) -> Iterat
             from dask.distributed import Client
         except ImportError:
             raise UserError("--scheduler needs dask[distributed]: pip install -c constraints.txt '.[dask]'") from None
+        _check_reachable(scheduler)
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="30s")
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         return _dask_results(client, tasks)
     n_jobs = min(jobs, len(tasks)) if jobs > 0 else jobs
     return _joblib_results(tasks, n_jobs)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in one line, at once, when nothing listens at a tcp:// scheduler address."""
+    from urllib.parse import urlparse
+    url = urlparse(address if "://" in address else f"tcp://{address}")
+    if url.scheme != "tcp" or not url.hostname or not url.port:
+        return
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=10).close()
+    except OSError as exc:
+        raise UserError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
 def _joblib_results(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
@@ -149,6 +162,7 @@ def write_failures_table(root: Path, manifest: Manifest) -> Path:
 def run(cfg: RunConfig) -> int:
     """Run (or resume) a preprocessing job; returns the exit status."""
     root = Path(cfg.out)
+    computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
     try:
         videos = load_video_list(cfg.videos, cfg.dataset, cfg.annotations)
     except DatasetError as exc:
@@ -157,7 +171,6 @@ def run(cfg: RunConfig) -> int:
         print(videos.missing_summary(), file=sys.stderr)
     task, num_tasks = resolve_task(cfg.shard, cfg.num_shards)
     manifest = create_or_check_manifest(root, videos, cfg.options.stride, cfg.videos_per_shard)
-    computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
     ensure_view_meta(root, computers)
     todo = plan(root, manifest, cfg.views, task, num_tasks)
     owned = range(task, manifest.num_shards, num_tasks)

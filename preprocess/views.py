@@ -19,6 +19,7 @@ from .decode import FramePair
 from .errors import UserError
 from .flow import make_flow
 from .quantise import quantise_flow
+from .store.compression import compression_kwargs
 
 LIBRARIES = ("av", "opencv-contrib-python-headless", "h5py", "hdf5plugin", "numpy")
 
@@ -88,6 +89,7 @@ def build_view(name: str, options: ViewOptions) -> ViewComputer:
         "stride": options.stride, "block_frames": options.block_frames,
         "compression": options.compression.get(name, spec.compression),
     }
+    compression_kwargs(attrs["compression"])  # an unknown name fails here, before any work
     if spec.kind == "rgb":
         attrs["params"] = {"interpolation": "area", "colour": "rgb24"}
         return ViewComputer(spec, attrs, False, lambda p: p.rgb)

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +40,21 @@ def real_clips() -> Path:
 
 def python_cmd() -> list[str]:
     return [sys.executable, "-m", "preprocess"]
+
+
+def assert_same_content(a: Path, b: Path) -> None:
+    """Two stores hold the same videos, frames, indices and per-video attributes in every view."""
+    from preprocess.store import Store
+    sa, sb = Store(a), Store(b)
+    assert sa.views == sb.views
+    for view in sa.views:
+        ids = sa.video_ids(view)
+        assert ids == sb.video_ids(view)
+        for vid in ids:
+            np.testing.assert_array_equal(sa.read(vid, view), sb.read(vid, view))
+            np.testing.assert_array_equal(sa.frame_indices(vid, view), sb.frame_indices(vid, view))
+            np.testing.assert_array_equal(sa.times(vid, view), sb.times(vid, view))
+            attrs_a, attrs_b = sa.video_attrs(vid, view), sb.video_attrs(vid, view)
+            assert attrs_a.keys() == attrs_b.keys()
+            for k in attrs_a:
+                np.testing.assert_array_equal(attrs_a[k], attrs_b[k])

@@ -51,8 +51,11 @@ def list_shards(root: Path, view: str) -> dict[int, Path]:
 
 
 def list_views(root: Path) -> list[str]:
-    """Views present under a store root (folders holding a view.json)."""
-    return sorted(p.parent.name for p in Path(root).glob(f"*/{VIEW_META}"))
+    """Views present under a store root (folders holding a view.json), in the registry's order."""
+    from data_specs.views import VIEWS
+    order = {name: i for i, name in enumerate(VIEWS)}
+    names = [p.parent.name for p in Path(root).glob(f"*/{VIEW_META}")]
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 class Store:

@@ -82,12 +82,13 @@ def _scan_view(root: Path, name: str, meta: dict[str, Any], manifest: Manifest, 
         if k >= manifest.num_shards:
             problems.append(f"{name}: unexpected shard {path.name} (the manifest has {manifest.num_shards} shards)")
             continue
-        scan.shard_ids.add(k)
         scan.bytes += path.stat().st_size
         try:
             _scan_shard(path, k, name, meta, manifest, deep, scan, problems)
         except Exception as exc:  # anything HDF5 can throw at a damaged file
             problems.append(f"{name}: unreadable shard {path}: {' '.join(str(exc).split())}")
+            continue
+        scan.shard_ids.add(k)
     return scan
 
 
