@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         flow.add_argument(f"--{name}", type=_key_values, default={}, metavar="KEY=VALUE,...",
                           help=f"{backend.description}; keys: {', '.join(backend.param_names)}")
     par = run.add_argument_group("parallelism")
-    par.add_argument("--jobs", type=int, default=1,
-                     help="worker processes on this machine (-1: one per core); OpenCV runs one thread each")
+    par.add_argument("--jobs", type=int, default=-1,
+                     help="worker processes on this machine (-1: one per core this process may use, which "
+                          "respects Slurm's CPU allocation); OpenCV runs one thread in each")
     par.add_argument("--shard", type=int, default=None, metavar="I",
                      help="this array job's index (default: $SLURM_ARRAY_TASK_ID - $SLURM_ARRAY_TASK_MIN, else 0)")
     par.add_argument("--num-shards", type=int, default=None, metavar="N",

@@ -40,7 +40,7 @@ class RunConfig:
     options: ViewOptions
     dataset: str | None = None
     annotations: str | None = None
-    jobs: int = 1
+    jobs: int = -1
     shard: int | None = None
     num_shards: int | None = None
     scheduler: str | None = None
@@ -106,8 +106,9 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None) -> Iterat
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         return _dask_results(client, tasks)
-    n_jobs = min(jobs, len(tasks)) if jobs > 0 else jobs
-    return _joblib_results(tasks, n_jobs)
+    if jobs <= 0:
+        jobs = max(1, len(os.sched_getaffinity(0)) + 1 + jobs)
+    return _joblib_results(tasks, min(jobs, len(tasks)))
 
 
 def _check_reachable(address: str) -> None:
@@ -183,8 +184,9 @@ def run(cfg: RunConfig) -> int:
                        decode_threads=cfg.decode_threads) for shard, missing in todo]
     started = time.time()
     totals = ShardResult(-1)
-    with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True,
-              desc="preprocess", file=sys.stderr) as bar:
+    with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True, desc="preprocess",
+              file=sys.stderr, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} videos "
+                                          "[{elapsed}<{remaining}, {rate_noinv_fmt}]") as bar:
         for res in _execute(tasks, cfg.jobs, cfg.scheduler):
             totals.videos += res.videos
             totals.stored_frames += res.stored_frames

@@ -179,3 +179,21 @@ def test_adding_a_view_later_leaves_the_others_untouched(store_root, sample_vide
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert len(list((root / "flow_farneback").glob("shard-*.h5"))) == 3
     assert run_cli("verify", root) == 0
+
+
+def test_reader_reads_only_the_chunks_it_needs(store_root, tmp_path):
+    """Garble the last chunk of a video on disk: frames before it still read, frames in it do not."""
+    root = _copy(store_root, tmp_path)
+    path = root / "rgb" / "shard-00002.h5"
+    with h5py.File(path, "r") as f:
+        ds = f["videos"][video_key("zoom/zoom_01")]["frames"]
+        assert ds.id.get_num_chunks() == 3                  # 13 frames in blocks of 5
+        last = ds.id.get_chunk_info(2)
+        clean = ds[:10]
+    with open(path, "r+b") as fh:
+        fh.seek(last.byte_offset)
+        fh.write(b"\xff" * last.size)
+    store = Store(root)
+    np.testing.assert_array_equal(store.read("zoom/zoom_01", "rgb", 0, 10), clean)
+    with pytest.raises(OSError):
+        store.read("zoom/zoom_01", "rgb", 9, 13)
