@@ -96,6 +96,11 @@ def _tv(res_b: dict[str, Any], res_o: dict[str, Any]) -> list[list[Any]]:
          o["stored_frames"], None],
         ["flow pairs computed", b["flows_computed"], flow["frames"] if flow else None,
          ratio(b["flows_computed"], flow["frames"] if flow else None)],
+        ["TV-L1 core-seconds per flow pair", fmt(bs["flow_compute"] / b["flows_computed"], 3)
+         if b["flows_computed"] else None,
+         fmt(flow["view_core_seconds"] / flow["frames"], 3) if flow and flow["frames"] else None,
+         ratio(bs["flow_compute"] / b["flows_computed"] if b["flows_computed"] else None,
+               flow["view_core_seconds"] / flow["frames"] if flow and flow["frames"] else None)],
         ["source frames/s per core, end to end", fmt(b["source_frames"] / b["outer_wall_seconds"] / jobs, 2),
          fmt(o["source_frames_per_s_per_core"], 2),
          ratio(o["source_frames_per_s_per_core"], b["source_frames"] / b["outer_wall_seconds"] / jobs)],
@@ -124,8 +129,9 @@ def _tv(res_b: dict[str, Any], res_o: dict[str, Any]) -> list[list[Any]]:
          fmt(flow["bytes_per_source_frame"], 0) if flow else None,
          ratio(b["bytes_per_source_frame"]["flow"], flow["bytes_per_source_frame"] if flow else None)],
         ["total bytes (files) / allocated on disk",
-         f"{(bb['frames']['bytes'] + bb['flow']['bytes']) / 1e6:.2f} MB in {bb['frames']['files'] + bb['flow']['files']}"
-         f" files / {(bb['frames']['allocated_bytes'] + bb['flow']['allocated_bytes']) / 1e6:.2f} MB",
+         f"{(bb['frames']['bytes'] + bb['flow']['bytes']) / 1e6:.2f} MB in "
+         f"{bb['frames']['files'] + bb['flow']['files']} files / "
+         f"{(bb['frames']['allocated_bytes'] + bb['flow']['allocated_bytes']) / 1e6:.2f} MB",
          f"{sum(v['bytes'] for v in ov.values()) / 1e6:.2f} MB", None],
     ]
     return rows
@@ -173,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", default="rgb,flow_tvl1", help="our views in the comparison run")
     p.add_argument("--extra-views", default="",
                    help="comma-separated views for a second run of ours alone (e.g. flow_farneback,flow_dis)")
+    p.add_argument("--order", choices=["baseline-first", "ours-first"], default="baseline-first",
+                   help="which pipeline runs first (swap it to check for drift on a noisy machine)")
     p.add_argument("--work", default=None, help="work folder (default: a temporary folder, removed afterwards)")
     p.add_argument("--keep", action="store_true", help="keep the outputs in the work folder")
     p.add_argument("--json", default=str(RESULTS_DIR / "preprocess.json"), help="where to write the result")
@@ -194,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clips: {len(clips)} from {args.clips}"
               + (f", trimmed to {args.max_frames} frames as H.264 copies in {prep_s:.1f} s" if args.max_frames else "")
               + f"; jobs {args.jobs}, size {args.size}, stride {args.stride}", flush=True)
-        base = run_baseline_subprocess(videos, work / "baseline", args.jobs, args.size, args.stride,
-                                       work / "baseline.json")
-        print(f"baseline done in {base['outer_wall_seconds']:.1f} s: {short_cmd(base['cmd'])}", flush=True)
-        ours_run = run_preprocess(videos, work / "ours", args.views, args.jobs, args.size, args.stride)
-        ours = ours_summary(ours_run, args.jobs)
-        print(f"ours done in {ours['outer_wall_seconds']:.1f} s: {short_cmd(ours['cmd'])}", flush=True)
+        for which in (("baseline", "ours") if args.order == "baseline-first" else ("ours", "baseline")):
+            if which == "baseline":
+                base = run_baseline_subprocess(videos, work / "baseline", args.jobs, args.size, args.stride,
+                                               work / "baseline.json")
+                print(f"baseline done in {base['outer_wall_seconds']:.1f} s: {short_cmd(base['cmd'])}", flush=True)
+            else:
+                ours_run = run_preprocess(videos, work / "ours", args.views, args.jobs, args.size, args.stride)
+                ours = ours_summary(ours_run, args.jobs)
+                print(f"ours done in {ours['outer_wall_seconds']:.1f} s: {short_cmd(ours['cmd'])}", flush=True)
         extra = None
         if args.extra_views:
             extra_run = run_preprocess(videos, work / "ours-extra", args.extra_views, args.jobs, args.size,
@@ -213,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
 
+    if args.keep:
+        print(f"outputs kept under {work}")
     speedup = base["outer_wall_seconds"] / ours["outer_wall_seconds"]
     outside = ours["outside_flow_share"]
     print()
@@ -247,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "command": command, "clips": [str(c) for c in clips], "prepared": prepared, "max_frames": args.max_frames,
-        "jobs": args.jobs, "size": args.size, "stride": args.stride, "environment": environment(),
-        "baseline": {k: v for k, v in base.items()}, "ours": ours, "extra": extra,
+        "jobs": args.jobs, "size": args.size, "stride": args.stride, "order": args.order,
+        "environment": environment(),
+        "baseline": base, "ours": ours, "extra": extra,
         "speedup_end_to_end": speedup, "speedup_target": SPEEDUP_TARGET,
         "outside_flow_share": outside, "outside_flow_target": OUTSIDE_FLOW_TARGET,
     }

@@ -23,13 +23,13 @@ class ViewSpec:
 
 
 VIEWS: dict[str, ViewSpec] = {
-    "rgb": ViewSpec("rgb", 3, "rgb", 128, "zstd-1",
+    "rgb": ViewSpec("rgb", 3, "rgb", 128, "zstd-9",
                     description="RGB frames, PyAV decode, area resize"),
-    "flow_tvl1": ViewSpec("flow_tvl1", 2, "flow", 128, "zstd-1", "tvl1",
+    "flow_tvl1": ViewSpec("flow_tvl1", 2, "flow", 128, "zstd-9", "tvl1",
                           description="OpenCV Dual TV-L1 flow (u, v), clipped and quantised to uint8"),
-    "flow_farneback": ViewSpec("flow_farneback", 2, "flow", 128, "zstd-1", "farneback",
+    "flow_farneback": ViewSpec("flow_farneback", 2, "flow", 128, "zstd-9", "farneback",
                                description="OpenCV Farneback flow (u, v), clipped and quantised to uint8"),
-    "flow_dis": ViewSpec("flow_dis", 2, "flow", 128, "zstd-1", "dis",
+    "flow_dis": ViewSpec("flow_dis", 2, "flow", 128, "zstd-9", "dis",
                          description="OpenCV DIS flow (u, v), clipped and quantised to uint8"),
 }
 

@@ -7,11 +7,12 @@ dask backend (`--scheduler`). On a cluster, N array jobs each take the shards k 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -47,7 +48,6 @@ class RunConfig:
     videos_per_shard: int | None = None
     decode_threads: int = 1
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] | None = None) -> tuple[int, int]:
@@ -70,15 +70,15 @@ def ensure_view_meta(root: Path, computers: Iterable) -> None:
         path = view_dir(root, comp.name) / VIEW_META
         have = create_json_once(path, {**comp.attrs, "versions": library_versions()})
         have_attrs = {k: v for k, v in have.items() if k != "versions"}
-        if have_attrs != _jsonable(comp.attrs):
-            diff = sorted(k for k in set(have_attrs) | set(comp.attrs)
-                          if have_attrs.get(k) != _jsonable(comp.attrs).get(k))
+        want_attrs = _jsonable(comp.attrs)
+        if have_attrs != want_attrs:
+            diff = sorted(k for k in set(have_attrs) | set(want_attrs) if have_attrs.get(k) != want_attrs.get(k))
             raise UserError(f"{path.parent} was made with other settings ({', '.join(diff)} differ: "
                             f"{ {k: have_attrs.get(k) for k in diff} }); use the same settings or another --out")
 
 
 def _jsonable(obj: dict) -> dict:
-    import json
+    """The dict as it reads back from JSON (tuples become lists), for comparing with a view.json."""
     return json.loads(json.dumps(obj))
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pytest
 
 from preprocess.store import Store
 from preprocess.synthetic import encode_video, textured_image

@@ -51,16 +51,21 @@ def video_id_from_key(key: str) -> str:
     return unquote(key)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so that readers see either the old file or the whole new one."""
-    path = Path(path)
+def _temp_json(path: Path, obj: Any) -> str:
+    """Write `obj` as JSON to a durable temporary file beside `path`; return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         json.dump(obj, fh, indent=1, sort_keys=True)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    os.replace(_temp_json(path, obj), path)
 
 
 def create_json_once(path: Path, obj: Any) -> Any:
@@ -71,12 +76,7 @@ def create_json_once(path: Path, obj: Any) -> Any:
     path = Path(path)
     if path.exists():
         return json.loads(path.read_text())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp = _temp_json(path, obj)
     try:
         os.link(tmp, path)
     except FileExistsError:
