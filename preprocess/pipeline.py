@@ -68,13 +68,18 @@ def remove_stale_partials(root: Path, view: str, shard: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a killed worker may linger as a zombie: dead)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def process_shard(task: ShardTask) -> ShardResult:

@@ -15,7 +15,7 @@ VIEWS = "rgb,flow_tvl1"
 
 def _args(videos: Path, out: Path) -> list[str]:
     return ["run", "--videos", str(videos), "--out", str(out), "--views", VIEWS, "--tvl1", FAST_TVL1,
-            "--videos-per-shard", "1", "--no-progress"]
+            "--videos-per-shard", "1", "--jobs", "2", "--no-progress"]
 
 
 def test_kill_9_then_rerun_equals_uninterrupted(sample_videos, tmp_path):
