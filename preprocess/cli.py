@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="write the built-in sample videos (synthetic, known motion)")
     sample.add_argument("out", metavar="FOLDER", help="where to write the videos (one folder per class)")
-    sample.add_argument("--frames", type=_positive_int, default=64, help="frames per video")
+    sample.add_argument("--frames", type=_positive_int, default=128,
+                        help="frames per video (128 at stride 3 gives 42 stored frames, one 8x5-block clip)")
     return parser
 
 

@@ -93,7 +93,7 @@ def _sample_steps(size: tuple[int, int]) -> dict[str, list[np.ndarray]]:
     }
 
 
-def write_sample(out: str | Path, num_frames: int = 64, size: tuple[int, int] = (120, 160)) -> list[Path]:
+def write_sample(out: str | Path, num_frames: int = 128, size: tuple[int, int] = (120, 160)) -> list[Path]:
     """The built-in sample: a folder per class (pan, rotate, zoom), two short videos each, with known motion."""
     out = Path(out)
     paths = []

@@ -1,0 +1,160 @@
+"""`python -m train.cocon`: stages, learning, gradients, exact resume after a kill, NaN guard, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, run_cli
+from train.cocon import main as train_main
+from train.config import load_config
+from train.distributed import DistInfo
+from train.trainer import Stage, StageRunner
+
+TINY = ["model.width=0.125", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "data.workers=0",
+        "progress=false", "log_every=1", "optim.plateau_patience=100"]
+
+
+@pytest.fixture(scope="module")
+def store(sample_videos, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("train") / "store"
+    assert run_cli("run", "--videos", sample_videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress") == 0
+    return root
+
+
+def _args(store: Path, out: Path, *extra: str) -> list[str]:
+    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x4_3+3e_sample-rgb-flow.yaml"),
+            f"data.root={store}", f"out={out}", "data.views=[rgb, flow_dis]", *TINY, *extra]
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def test_both_stages_run_and_write_their_folders(store, tmp_path, capsys):
+    rc = train_main(_args(store, tmp_path, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1"))
+    assert rc == 0, capsys.readouterr().err
+    run = tmp_path / "sample"
+    for stage in ("cpc-rgb", "cpc-flow_dis", "cocon"):
+        assert (run / stage / "checkpoint.pth").is_file() and (run / stage / "config.yaml").is_file()
+        assert list((run / stage / "tb").glob("events.out.tfevents.*"))
+        line = json.loads((run / stage / "metrics.jsonl").read_text().splitlines()[-1])
+        assert line["epoch"] == 1 and line["train"]["total"] > 0
+    cocon = json.loads((run / "cocon" / "metrics.jsonl").read_text())
+    assert {"cpc/rgb", "cpc/flow_dis", "sim/flow_dis-rgb", "sync/flow_dis-rgb", "top1/rgb",
+            "pos_cos/flow_dis-rgb", "neg_cos/flow_dis-rgb"} <= set(cocon["train"])
+    # the cocon stage started from the cpc weights
+    cpc = _weights(run / "cpc-rgb" / "checkpoint.pth")
+    assert load_config(run / "cocon" / "config.yaml").data.views == ["rgb", "flow_dis"]
+    assert any(k.startswith("views.rgb.") for k in cpc)
+    assert "run folder" in capsys.readouterr().err
+
+
+def test_cocon_gradients_reach_every_view(store, tmp_path):
+    cfg = load_config(None, [f"data.root={store}", f"out={tmp_path}", "data.views=[rgb, flow_dis]", *TINY])
+    runner = StageRunner(cfg, Stage("cocon", ["rgb", "flow_dis"], 1, cooperative=True), DistInfo(), resume=False)
+    runner.net.train()
+    batch = next(iter(runner._loader(runner.train_set, True, 0)))
+    total, values, _ = runner._forward(batch, "train", runner._generator(0, "train"))
+    total.backward()
+    for view in ("rgb", "flow_dis"):
+        encoder = runner.model.views[view]
+        grads = [p.grad for n, p in encoder.named_parameters() if "encoder" in n or "backbone" in n or "stem" in n]
+        grads = grads or [p.grad for p in encoder.parameters()]
+        assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0, view
+    assert values["sim/flow_dis-rgb"] > 0 and values["sync/flow_dis-rgb"] > 0
+
+
+def test_tiny_model_overfits_a_handful_of_clips(store, tmp_path):
+    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=12",
+                 "optim.lr=3e-3", "augment.grey_p=0", "augment.jitter=[0, 0, 0, 0]", "data.batch_size=3")
+    assert train_main(args) == 0
+    lines = [json.loads(x) for x in (tmp_path / "sample" / "cpc-rgb" / "metrics.jsonl").read_text().splitlines()]
+    first, last = lines[0]["train"]["total"], min(x["train"]["total"] for x in lines[-3:])
+    print("cpc loss", first, "->", last)
+    assert last < 0.6 * first
+
+
+def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
+    extra = ["schedule.cpc_epochs=3", "schedule.cocon_epochs=3", "data.views=[rgb, flow_dis]"]
+    cmd = [sys.executable, "-m", "train.cocon"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = subprocess.run(cmd + _args(store, tmp_path / "ref", *extra), cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    proc = subprocess.Popen(cmd + _args(store, tmp_path / "killed", *extra), cwd=ROOT, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "sample" / "cocon" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = json.loads(metrics.read_text().splitlines()[-1])["epoch"]
+    assert 1 <= done < 3
+    resumed = subprocess.run(cmd + _args(store, tmp_path / "killed", *extra) + ["--resume"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "cpc-rgb: finished earlier" in resumed.stderr
+    a = _weights(tmp_path / "ref" / "sample" / "cocon" / "checkpoint.pth")
+    b = _weights(tmp_path / "killed" / "sample" / "cocon" / "checkpoint.pth")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_nan_loss_stops_with_the_last_good_checkpoint(store, tmp_path, capsys, monkeypatch):
+    import train.trainer as trainer
+    real = trainer.cpc_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), stats) if calls["n"] > 6 else (loss, stats)
+
+    monkeypatch.setattr(trainer, "cpc_loss", poisoned)
+    rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=5"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 4
+    assert err[-1].startswith("error: the loss became nan in stage cpc-rgb, epoch ")
+    assert "last good checkpoint: " + str(tmp_path / "sample" / "cpc-rgb" / "checkpoint.pth") in err[-1]
+    assert torch.load(tmp_path / "sample" / "cpc-rgb" / "checkpoint.pth", weights_only=False)["epoch"] >= 1
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["optim.lrr=1"], "unknown config key 'optim.lrr'"),
+    (["optim.lr=fast"], "config key optim.lr expects a number, got 'fast'"),
+    (["schedule.stage=pretrain"], "config key schedule.stage must be one of cpc, cocon, both"),
+    (["data.views=[rgb, pose]"], "pose"),
+    (["data.root=/nonexistent/store"], "data.root '/nonexistent/store' is not a folder"),
+])
+def test_user_errors_are_one_line(store, tmp_path, capsys, extra, message):
+    rc = train_main(_args(store, tmp_path, *extra))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_a_store_that_is_not_a_store(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert train_main(_args(tmp_path / "empty", tmp_path)) == 2
+    assert "is not a store" in capsys.readouterr().err
+
+
+def test_existing_run_needs_resume(store, tmp_path, capsys):
+    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
+    assert train_main(args) == 0
+    capsys.readouterr()
+    assert train_main(args) == 2
+    assert "exists: pass --resume to continue it" in capsys.readouterr().err
+    assert train_main(args + ["--resume"]) == 0
+    assert "cpc-rgb: finished earlier" in capsys.readouterr().err

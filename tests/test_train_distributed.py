@@ -1,0 +1,47 @@
+"""2-process gloo run: the CoCon loss and the DDP-averaged gradients equal the 1-process ones on the
+same global batch (negatives gathered from every rank, with gradients). BatchNorm runs in eval mode so
+that only the cross-rank loss is compared (in train mode each process normalises its own batch;
+SyncBatchNorm does that across GPUs)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import torch
+
+from tests.conftest import ROOT
+from tests.helpers.ddp_reference import make_batch, make_models
+from train.config import Config
+from train.trainer import MultiViewModel, Stage, compute_losses
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_loss_and_gradients_equal_one_process(tmp_path):
+    out = tmp_path / "ddp.pt"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "tests.helpers.ddp_loss_worker", str(out)]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ddp = torch.load(out, weights_only=False)
+
+    cfg = Config()
+    cfg.data.num_blocks, cfg.model.pred_steps = 4, 2
+    model = MultiViewModel(make_models()).eval()
+    batch = make_batch()
+    total, values, _ = compute_losses(cfg, Stage("cocon", list(batch), 1, True), model(batch),
+                                      dict(model.views.items()), offset=0)
+    total.backward()
+    assert set(values) == set(ddp["values"]) and len(values) == 5   # 2 cpc, 1 sim, 1 sync, total
+    for key, value in values.items():
+        assert abs(value - ddp["values"][key]) < 1e-5 * max(1.0, abs(value)), (key, value, ddp["values"][key])
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert grads.keys() == ddp["grads"].keys() and len(grads) > 20
+    for name, g in grads.items():
+        torch.testing.assert_close(ddp["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)

@@ -1,0 +1,100 @@
+"""`python -m train.cocon --config configs/X.yaml [key=value ...] [--resume]`: CoCon pre-training.
+
+Stage `cpc` trains each view alone with L_cpc (one run folder per view); stage `cocon` trains all views
+together with L_cocon, each starting from its `cpc` checkpoint; `both` (the default) runs one after the
+other, as the paper does (UCF101: 100 then 60 epochs). Works alone or under
+`torchrun --nproc_per_node N -m train.cocon ...` (DistributedDataParallel, negatives from every rank).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from preprocess.errors import UserError
+
+from .config import Config, ConfigError, load_config
+from .data import DataError, MultiViewClips
+from .distributed import init_distributed, shutdown
+from .trainer import CHECKPOINT, Diverged, Stage, StageRunner, TrainingError
+
+EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
+
+
+def plan_stages(cfg: Config) -> list[Stage]:
+    """The stages a config asks for, in order, with where each cocon view starts from."""
+    views = list(dict.fromkeys(cfg.data.views))
+    stages = []
+    if cfg.schedule.stage in ("cpc", "both"):
+        stages += [Stage(f"cpc-{v}", [v], cfg.schedule.cpc_epochs, cooperative=False) for v in views]
+    if cfg.schedule.stage in ("cocon", "both"):
+        init = {v: cfg.run_dir / f"cpc-{v}" / CHECKPOINT for v in views}
+        stages.append(Stage("cocon", views, cfg.schedule.cocon_epochs, cooperative=True, init_from=init))
+    return stages
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.cocon", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Overrides are dotted keys of the config, e.g. data.batch_size=8 optim.lr=3e-4 "
+                                       "schedule.stage=cocon name=my_run. The resolved config is saved in every "
+                                       "stage folder. Exit status: 0 done, 2 a usage error, 4 the loss diverged.")
+    p.add_argument("--config", required=True, help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run from its checkpoints (finished stages are skipped)")
+    return p
+
+
+def check_data(cfg: Config) -> None:
+    """Build the train and validation sets over all views once, so that a missing view, a video missing
+    from a view or an empty split stops the run before any training (one line, with the ids)."""
+    d = cfg.data
+    common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos, seed=cfg.seed)
+    MultiViewClips(d.root, d.views, d.train_split, d.train_subset if d.train_split is not None else None, **common)
+    MultiViewClips(d.root, d.views, d.val_split, d.val_subset if d.val_split is not None else None,
+                   train=False, fraction=d.val_fraction, **common)
+
+
+def run(cfg: Config, resume: bool) -> int:
+    check_data(cfg)
+    dist = init_distributed(cfg.device)
+    torch.manual_seed(cfg.seed + dist.rank)
+    try:
+        for stage in plan_stages(cfg):
+            runner = StageRunner(cfg, stage, dist, resume=resume)
+            if runner.epoch >= stage.epochs:
+                if dist.is_main:
+                    print(f"{stage.name}: finished earlier ({runner.ckpt_path})", file=sys.stderr)
+                continue
+            runner.run()
+        if dist.is_main:
+            print(f"run folder {cfg.run_dir}: checkpoints and config.yaml per stage; "
+                  f"TensorBoard: tensorboard --logdir {cfg.run_dir}", file=sys.stderr)
+    finally:
+        shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        if not Path(cfg.data.root).is_dir():
+            raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
+                              f"`python -m preprocess run` and set data.root")
+        return run(cfg, args.resume)
+    except (ConfigError, DataError, UserError, TrainingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Diverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""Training configuration: a YAML file under configs/ plus dotted `key=value` overrides.
+
+Every key has a typed default below; an unknown key or a value of the wrong type is a one-line
+ConfigError naming the key. The resolved configuration is written beside every run's checkpoints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A bad config file, key or value; the CLI prints it as one line and exits 2."""
+
+
+@dataclass
+class DataConfig:
+    root: str = ""                       # store root made by `python -m preprocess run`
+    views: list[str] = field(default_factory=lambda: ["rgb", "flow_tvl1"])
+    train_split: str | None = None       # e.g. "1"; None: every video of the store
+    train_subset: str = "train"
+    val_split: str | None = None         # None: the training videos, evaluated with centred windows
+    val_subset: str = "test"
+    val_fraction: float = 1.0            # DPC/CoCon validate on 30% of the test split: 0.3
+    num_blocks: int = 8                  # N
+    block_frames: int = 5                # K
+    short_videos: str = "spread"         # "spread": fractional stride, frames repeat; "skip": leave them out
+    crop_fraction: float = 0.875         # square crop side / short side, before resizing to the input size
+    batch_size: int = 16                 # per process (per GPU)
+    workers: int = 4                     # DataLoader workers per process
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 18                      # 18 or 34
+    width: float = 1.0                   # channel multiplier (1.0: 256-d features)
+    pred_steps: int = 3                  # predict the last P blocks from the first N-P
+    dropout: float = 0.1                 # ConvGRU hidden-state dropout
+    sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default rgb/flow 128, pose/seg 64
+
+
+@dataclass
+class LossConfig:
+    temperature: float = 0.07
+    lambda_sim: float = 1.0
+    lambda_sync: float = 1.0
+    mu: float = 1.0                      # weight of L_sim's cross-instance hinge
+    sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
+    granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block) or "clip"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1.0e-3
+    weight_decay: float = 1.0e-5
+    min_lr: float = 1.0e-4               # reduce-on-plateau floor (paper: 1e-3 -> 1e-4)
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    amp: bool = True                     # mixed precision, used on CUDA only
+    grad_clip: float = 0.0               # 0: off
+
+
+@dataclass
+class AugmentConfig:
+    grey_p: float = 0.5                  # per-frame random grey (RGB)
+    jitter: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.25])  # brightness, contrast, saturation, hue
+
+
+@dataclass
+class ScheduleConfig:
+    stage: str = "both"                  # "cpc": each view alone; "cocon": all views; "both": cpc then cocon
+    cpc_epochs: int = 100
+    cocon_epochs: int = 60
+
+
+@dataclass
+class Config:
+    name: str = "run"                    # the run folder is <out>/<name>
+    out: str = "runs"
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    progress: bool = True
+    log_every: int = 10                  # TensorBoard scalars every N steps
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+CHOICES = {
+    "data.short_videos": ("spread", "skip"),
+    "loss.sync_penalty": ("squared", "l1"),
+    "loss.granularity": ("block", "clip"),
+    "schedule.stage": ("cpc", "cocon", "both"),
+    "model.depth": (18, 34),
+}
+POSITIVE = {"data.num_blocks", "data.block_frames", "data.batch_size", "model.pred_steps", "loss.temperature",
+            "optim.lr", "log_every"}
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check/convert one value against its type hint, or raise a one-line ConfigError."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key} expects a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key} expects a mapping, got {value!r}")
+        return {str(k): _coerce(f"{key}.{k}", v, args[1]) for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {key} expects true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {key} expects an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key} expects a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"config key {key} expects a string, got {value!r}")
+        return str(value)
+    raise ConfigError(f"config key {key} has an unsupported type {hint}")
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            known = ", ".join(sorted(f"{prefix}{n}" for n in names))
+            raise ConfigError(f"unknown config key {dotted!r}; known here: {known}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {dotted} is a section; give {dotted}.<key>=... instead of {value!r}")
+            _apply(current, value, f"{dotted}.")
+        else:
+            setattr(obj, key, _coerce(dotted, value, hints[key]))
+
+
+def _check(cfg: Config) -> None:
+    for key, allowed in CHOICES.items():
+        value = _get(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"config key {key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+    for key in POSITIVE:
+        if not _get(cfg, key) > 0:
+            raise ConfigError(f"config key {key} must be positive; got {_get(cfg, key)!r}")
+    if cfg.model.pred_steps >= cfg.data.num_blocks:
+        raise ConfigError(f"model.pred_steps ({cfg.model.pred_steps}) must be smaller than data.num_blocks "
+                          f"({cfg.data.num_blocks}): some blocks must be context")
+    if not 0 < cfg.data.val_fraction <= 1 or not 0 < cfg.data.crop_fraction <= 1:
+        raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
+    if not cfg.data.views:
+        raise ConfigError("config key data.views must name at least one view")
+    if len(cfg.augment.jitter) != 4:
+        raise ConfigError("config key augment.jitter must be [brightness, contrast, saturation, hue]")
+
+
+def _get(cfg: Config, dotted: str) -> Any:
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """'optim.lr=3e-4' -> {'optim': {'lr': 0.0003}} (the value is read as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and _looks_numeric(value):
+        value = float(value)
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _looks_numeric(text: str) -> bool:
+    """YAML 1.1 reads '1e-3' (no dot) as a string; treat it as the number a user meant."""
+    if "e" not in text.lower() or not any(c.isdigit() for c in text):
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Defaults <- YAML file <- overrides, type-checked; raises ConfigError with one line."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must be a mapping of keys")
+        _apply(cfg, _numbers(data))
+    for text in overrides:
+        _apply(cfg, parse_override(text))
+    _check(cfg)
+    return cfg
+
+
+def _numbers(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _numbers(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_numbers(v) for v in data]
+    if isinstance(data, str) and _looks_numeric(data):
+        return float(data)
+    return data
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the resolved configuration (every key, defaults included)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

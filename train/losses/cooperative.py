@@ -1,0 +1,105 @@
+"""The paper's cooperative losses L_sim and L_sync between views, and their sum L_cocon.
+
+D(x, y) = 1 - cos(x, y); h are L2-normalised instance features (M, D). Rows are this rank's
+instances, columns the instances gathered from all ranks; `offset` is the index of this rank's
+first instance among the gathered ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from itertools import combinations
+
+import torch
+from torch import Tensor
+
+from ..models.cpc import l2_normalise
+from .cpc import Gather, gathered
+
+GRANULARITIES = ("block", "clip")
+_PENALTIES: dict[str, Callable[[Tensor], Tensor]] = {"squared": torch.square, "l1": torch.abs}
+
+
+def _penalty(name: str) -> Callable[[Tensor], Tensor]:
+    """The L_sync penalty function called `name`."""
+    if name not in _PENALTIES:
+        raise ValueError(f"penalty must be one of {sorted(_PENALTIES)}, got {name!r}")
+    return _PENALTIES[name]
+
+
+def instances(pooled: Tensor, granularity: str) -> Tensor:
+    """(B, N, D) pooled block features -> instances (M, D): every block (M=B*N, clip-major) or
+    every clip (M=B, mean over blocks, re-normalised)."""
+    if granularity == "block":
+        return pooled.flatten(0, 1)
+    if granularity == "clip":
+        return l2_normalise(pooled.mean(dim=1), dim=-1)
+    raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+
+
+def _positive_mask(rows: int, cols: int, offset: int, device: torch.device) -> Tensor:
+    """Boolean (rows, cols) mask, True at (a, offset + a)."""
+    mask = torch.zeros(rows, cols, dtype=torch.bool, device=device)
+    idx = torch.arange(rows, device=device)
+    mask[idx, idx + offset] = True
+    return mask
+
+
+def sim_loss(h0: Tensor, h1: Tensor, mu: float = 1.0, gather: Gather | None = None,
+             offset: int = 0) -> tuple[Tensor, dict[str, float]]:
+    """L_sim = mean_a D(h0^a, h1^a) + mu * mean_{a!=b} max(0, 1 - D(h0^a, h1^b))."""
+    cos = h0 @ gathered(h1, gather).T
+    pos = _positive_mask(*cos.shape, offset, cos.device)
+    pos_cos, neg_cos = cos[pos], cos[~pos]
+    loss = (1 - pos_cos).mean()
+    if neg_cos.numel():
+        loss = loss + mu * neg_cos.clamp(min=0).mean()
+    with torch.no_grad():
+        nan = torch.full((), float("nan"), device=cos.device)
+        means = torch.stack([pos_cos.mean(), neg_cos.mean() if neg_cos.numel() else nan]).tolist()
+    return loss, dict(zip(("pos_cos", "neg_cos"), means))
+
+
+def sync_loss(h0: Tensor, h1: Tensor, penalty: str = "squared", gather: Gather | None = None,
+              offset: int = 0) -> tuple[Tensor, dict[str, float]]:
+    """L_sync = mean_{a,b} penalty(D(h0^a, h0^b) - D(h1^a, h1^b)); every (a, b) pair counts, so
+    `offset` is accepted for a uniform signature but not needed."""
+    del offset
+    fn = _penalty(penalty)
+    d0 = 1 - h0 @ gathered(h0, gather).T
+    d1 = 1 - h1 @ gathered(h1, gather).T
+    gap = d0 - d1
+    loss = fn(gap).mean()
+    with torch.no_grad():
+        stats = {"abs_gap": gap.abs().mean().item()}
+    return loss, stats
+
+
+def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_sim: float = 1.0,
+               lambda_sync: float = 1.0, mu: float = 1.0, penalty: str = "squared",
+               granularity: str = "block", gather: Gather | None = None, offset: int = 0,
+               ) -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
+    """L_cocon = sum_v L_cpc(v) + lambda_sim sum_pairs L_sim + lambda_sync sum_pairs L_sync.
+
+    pooled: view -> (B, N, D) from `pool_blocks`; offset: this rank's first CLIP in the gathered
+    batch. Pairs are unordered, in sorted view-name order, named "first-second"."""
+    if set(cpc_losses) != set(pooled) or not pooled:
+        raise ValueError(f"cpc_losses and pooled must name the same views, got "
+                         f"{sorted(cpc_losses)} and {sorted(pooled)}")
+    _penalty(penalty)
+    views = sorted(pooled)
+    shapes = {tuple(pooled[v].shape[:2]) for v in views}
+    if len(shapes) != 1:
+        raise ValueError(f"every view needs the same (clips, blocks), got {sorted(shapes)}")
+    per_clip = pooled[views[0]].shape[1] if granularity == "block" else 1
+    h = {v: instances(pooled[v], granularity) for v in views}
+    total = torch.stack([cpc_losses[v] for v in views]).sum()
+    terms = {f"cpc/{v}": cpc_losses[v].detach() for v in views}
+    stats: dict[str, float] = {}
+    for a, b in combinations(views, 2):
+        pair = f"{a}-{b}"
+        sim, sim_stats = sim_loss(h[a], h[b], mu, gather, offset * per_clip)
+        sync, _ = sync_loss(h[a], h[b], penalty, gather, offset * per_clip)
+        total = total + lambda_sim * sim + lambda_sync * sync
+        terms[f"sim/{pair}"], terms[f"sync/{pair}"] = sim.detach(), sync.detach()
+        stats[f"pos_cos/{pair}"], stats[f"neg_cos/{pair}"] = sim_stats["pos_cos"], sim_stats["neg_cos"]
+    return total, terms, stats
