@@ -19,7 +19,7 @@ from train.config import load_config
 from train.distributed import DistInfo
 from train.trainer import Stage, StageRunner
 
-TINY = ["model.width=0.125", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "data.workers=0",
+TINY = ["model.width=0.125", "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "data.workers=0",
         "progress=false", "log_every=1", "optim.plateau_patience=100"]
 
 
@@ -31,7 +31,7 @@ def store(sample_videos, tmp_path_factory) -> Path:
 
 
 def _args(store: Path, out: Path, *extra: str) -> list[str]:
-    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x4_3+3e_sample-rgb-flow.yaml"),
+    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
             f"data.root={store}", f"out={out}", "data.views=[rgb, flow_dis]", *TINY, *extra]
 
 

@@ -33,6 +33,7 @@ class DataConfig:
     short_videos: str = "spread"         # "spread": fractional stride, frames repeat; "skip": leave them out
     crop_fraction: float = 0.875         # square crop side / short side, before resizing to the input size
     batch_size: int = 16                 # per process (per GPU)
+    repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
     workers: int = 4                     # DataLoader workers per process
 
 
@@ -109,7 +110,7 @@ CHOICES = {
     "schedule.stage": ("cpc", "cocon", "both"),
     "model.depth": (18, 34),
 }
-POSITIVE = {"data.num_blocks", "data.block_frames", "data.batch_size", "model.pred_steps", "loss.temperature",
+POSITIVE = {"data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps", "loss.temperature",
             "optim.lr", "log_every"}
 
 

@@ -221,15 +221,23 @@ class StageRunner:
         g.manual_seed(((self.cfg.seed * 1_000_003 + epoch) * 1_009 + self.dist.rank) * 2 + (split == "val"))
         return g
 
+    def _train_batches(self) -> Any:
+        """This epoch's batches: `data.repeats` passes, each with its own data epoch (new windows, crops)."""
+        repeats = self.cfg.data.repeats
+        for r in range(repeats):
+            yield from self._loader(self.train_set, True, self.epoch * repeats + r)
+
     def train_epoch(self) -> dict[str, float]:
         self.net.train()
-        loader = self._loader(self.train_set, True, self.epoch)
+        repeats = self.cfg.data.repeats
+        steps = repeats * (len(self.train_set) // (self.cfg.data.batch_size * self.dist.world_size))
+        loader = self._train_batches()
         generator = self._generator(self.epoch, "train")
         sums: dict[str, float] = {}
         n = 0
         clips = 0
         started = time.perf_counter()
-        bar = tqdm(loader, desc=f"{self.stage.name} epoch {self.epoch + 1}/{self.stage.epochs}",
+        bar = tqdm(loader, total=steps, desc=f"{self.stage.name} epoch {self.epoch + 1}/{self.stage.epochs}",
                    disable=not (self.cfg.progress and self.dist.is_main), leave=False, dynamic_ncols=True,
                    file=sys.stderr)
         for batch in bar:
