@@ -18,9 +18,9 @@ import torch
 from preprocess.errors import UserError
 
 from .config import Config, ConfigError, load_config
-from .data import DataError, MultiViewClips
+from .data import DataError
 from .distributed import init_distributed, shutdown
-from .trainer import CHECKPOINT, Diverged, Stage, StageRunner, TrainingError
+from .trainer import CHECKPOINT, Diverged, Stage, StageRunner, TrainingError, build_datasets
 
 EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
 
@@ -53,11 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 def check_data(cfg: Config) -> None:
     """Build the train and validation sets over all views once, so that a missing view, a video missing
     from a view or an empty split stops the run before any training (one line, with the ids)."""
-    d = cfg.data
-    common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos, seed=cfg.seed)
-    MultiViewClips(d.root, d.views, d.train_split, d.train_subset if d.train_split is not None else None, **common)
-    MultiViewClips(d.root, d.views, d.val_split, d.val_subset if d.val_split is not None else None,
-                   train=False, fraction=d.val_fraction, **common)
+    build_datasets(cfg, list(dict.fromkeys(cfg.data.views)))
 
 
 def run(cfg: Config, resume: bool) -> int:

@@ -97,6 +97,18 @@ def compute_losses(cfg: Config, stage: Stage, outs: dict[str, Any], models: dict
     return total, values, stats
 
 
+def build_datasets(cfg: Config, views: list[str]) -> tuple[MultiViewClips, MultiViewClips]:
+    """The training and validation clip sets of the config's splits, over `views`."""
+    d = cfg.data
+    common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
+                  crop_fraction=d.crop_fraction, seed=cfg.seed)
+    train = MultiViewClips(d.root, views, d.train_split, d.train_subset if d.train_split is not None else None,
+                           train=True, **common)
+    val = MultiViewClips(d.root, views, d.val_split, d.val_subset if d.val_split is not None else None,
+                         train=False, fraction=d.val_fraction, **common)
+    return train, val
+
+
 class StageRunner:
     """Trains one stage from scratch or from its checkpoint."""
 
@@ -106,13 +118,7 @@ class StageRunner:
         self.ckpt_path = self.dir / CHECKPOINT
         self.device = dist.device
         d = cfg.data
-        common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
-                      crop_fraction=d.crop_fraction, seed=cfg.seed)
-        self.train_set = MultiViewClips(d.root, stage.views, d.train_split,
-                                        d.train_subset if d.train_split is not None else None, train=True, **common)
-        self.val_set = MultiViewClips(d.root, stage.views, d.val_split,
-                                      d.val_subset if d.val_split is not None else None,
-                                      train=False, fraction=d.val_fraction, **common)
+        self.train_set, self.val_set = build_datasets(cfg, stage.views)
         per_step = d.batch_size * dist.world_size
         if len(self.train_set) < per_step:
             raise TrainingError(f"the training videos ({len(self.train_set)}) do not fill one batch of "
