@@ -15,7 +15,7 @@ class ViewSpec:
 
     name: str
     channels: int
-    kind: str                 # "rgb" or "flow"
+    kind: str                 # "rgb", "flow", "pose" or "seg"
     default_size: int         # short side in pixels
     compression: str
     flow_backend: str = ""
@@ -31,6 +31,10 @@ VIEWS: dict[str, ViewSpec] = {
                                description="OpenCV Farneback flow (u, v), clipped and quantised to uint8"),
     "flow_dis": ViewSpec("flow_dis", 2, "flow", 128, "zstd-9", "dis",
                          description="OpenCV DIS flow (u, v), clipped and quantised to uint8"),
+    "pose": ViewSpec("pose", 17, "pose", 64, "zstd-9",
+                     description="COCO-17 keypoint heatmaps (Gaussians peaked at the keypoint score), uint8"),
+    "seg": ViewSpec("seg", 1, "seg", 64, "zstd-9",
+                    description="probability that a pixel shows a person, uint8"),
 }
 
 DEFAULT_STRIDE = 3

@@ -80,6 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
     for name, backend in FLOW_BACKENDS.items():
         flow.add_argument(f"--{name}", type=_key_values, default={}, metavar="KEY=VALUE,...",
                           help=f"{backend.description}; keys: {', '.join(backend.param_names)}")
+    inferred = run.add_argument_group("pose and segmentation", "inferred from the upright source frames; "
+                                      "stored at their own short side")
+    inferred.add_argument("--pose-backend", default="mediapipe", choices=["mediapipe"],
+                          help="pose model: mediapipe (offline, CPU; its model ships in the mediapipe 0.10.21 wheel)")
+    inferred.add_argument("--pose-size", type=_positive_int, default=64, help="short side of stored pose heatmaps")
+    inferred.add_argument("--pose-sigma", type=float, default=2.0,
+                          help="std of each keypoint's Gaussian, in stored pixels")
+    inferred.add_argument("--pose-combine", default="max", choices=["max", "sum"],
+                          help="several people per keypoint: per-pixel maximum, or score-weighted sum clipped to 1")
+    inferred.add_argument("--seg-backend", default="mediapipe", choices=["mediapipe"],
+                          help="person segmentation model: mediapipe selfie segmentation (offline, CPU)")
+    inferred.add_argument("--seg-size", type=_positive_int, default=64, help="short side of stored person masks")
+    inferred.add_argument("--seg-model", type=int, default=0, choices=[0, 1],
+                          help="mediapipe selfie segmentation model: 0 general, 1 landscape")
     par = run.add_argument_group("parallelism")
     par.add_argument("--jobs", type=int, default=-1,
                      help="worker processes on this machine (-1: one per core this process may use, which "
@@ -121,7 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     options = ViewOptions(stride=args.stride, size=args.size, block_frames=args.block_frames,
                           flow_bound=args.flow_bound,
                           flow_params={name: getattr(args, name) for name in FLOW_BACKENDS},
-                          compression=dict(args.compression))
+                          compression=dict(args.compression), pose_backend=args.pose_backend,
+                          pose_size=args.pose_size, pose_sigma=args.pose_sigma, pose_combine=args.pose_combine,
+                          seg_backend=args.seg_backend, seg_size=args.seg_size, seg_model=args.seg_model)
     cfg = RunConfig(videos=args.videos, out=args.out, views=views, options=options, dataset=args.dataset,
                     annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
                     scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,

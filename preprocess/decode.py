@@ -42,6 +42,7 @@ class FramePair:
     time: float
     rgb: np.ndarray
     next_rgb: np.ndarray | None = None
+    source: np.ndarray | None = None      # the upright frame at its original size (pose/seg models)
     _grey: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def grey(self) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +77,9 @@ def _rotate(img: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k)) if k else img
 
 
-def _to_rgb(frame: av.VideoFrame, reformatter: VideoReformatter, rotation: int, short_side: int) -> np.ndarray:
-    """Decoded frame -> upright RGB at the stored size (one reformatter per video: 3-4x cheaper than a new one)."""
-    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-    return resize_short_side(_rotate(rgb, rotation), short_side)
+def _upright(frame: av.VideoFrame, reformatter: VideoReformatter, rotation: int) -> np.ndarray:
+    """Decoded frame -> upright RGB at its own size (one reformatter per video: 3-4x cheaper than a new one)."""
+    return _rotate(reformatter.reformat(frame, format="rgb24").to_ndarray(), rotation)
 
 
 def _open_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
@@ -91,7 +91,7 @@ def _open_video_stream(container: av.container.InputContainer) -> av.video.strea
 
 
 def decode_pairs(path: str, stride: int, short_side: int, with_next: bool, meta: VideoMeta,
-                 threads: int = 1) -> Iterator[FramePair]:
+                 threads: int = 1, with_source: bool = False) -> Iterator[FramePair]:
     """Yield the stored frames of a video in order, filling `meta` as decoding goes.
 
     Raises VideoError for anything that makes the video unusable: unreadable or non-video file, no
@@ -125,12 +125,14 @@ def decode_pairs(path: str, stride: int, short_side: int, with_next: bool, meta:
                 meta.decoded_frames = count
                 if pending is not None:
                     if with_next:
-                        pending.next_rgb = _to_rgb(frame, reformatter, meta.rotation, short_side)
+                        pending.next_rgb = resize_short_side(_upright(frame, reformatter, meta.rotation), short_side)
                     yield pending
                     pending = None
                 if index % stride == 0:
                     time = float(frame.time) if frame.time is not None else index / (meta.fps or 1.0)
-                    pending = FramePair(index, time, _to_rgb(frame, reformatter, meta.rotation, short_side))
+                    upright = _upright(frame, reformatter, meta.rotation)
+                    pending = FramePair(index, time, resize_short_side(upright, short_side),
+                                        source=upright if with_source else None)
         except av.error.FFmpegError as exc:
             raise VideoError(f"decode error after {count} frames: {_describe(exc)}") from None
     if count < 2:

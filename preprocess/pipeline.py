@@ -134,6 +134,9 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
     """Decode one video once and feed every view; on failure, record it in every view."""
     meta = VideoMeta()
     with_next = any(c.needs_next for c in computers)
+    with_source = any(c.needs_source for c in computers)
+    for comp in computers:
+        comp.reset()
     indices: list[int] = []
     times: list[float] = []
     decode_s = write_s = 0.0
@@ -141,7 +144,7 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
         writer.begin_video(record.id)
     try:
         frames = decode_pairs(record.path, task.options.stride, task.options.size, with_next, meta,
-                              threads=task.decode_threads)
+                              threads=task.decode_threads, with_source=with_source)
         batch: list[FramePair] = []
         while True:
             t = time.perf_counter()

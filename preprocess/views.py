@@ -15,7 +15,7 @@ import numpy as np
 
 from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS, ViewSpec
 
-from .decode import FramePair
+from .decode import FramePair, target_size
 from .errors import UserError
 from .flow import make_flow
 from .quantise import quantise_flow
@@ -34,6 +34,13 @@ class ViewOptions:
     flow_bound: float = DEFAULT_FLOW_BOUND
     flow_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     compression: dict[str, str] = field(default_factory=dict)
+    pose_backend: str = "mediapipe"
+    pose_size: int = 64
+    pose_sigma: float = 2.0
+    pose_combine: str = "max"
+    seg_backend: str = "mediapipe"
+    seg_size: int = 64
+    seg_model: int = 0
 
 
 @dataclass
@@ -43,7 +50,10 @@ class ViewComputer:
     spec: ViewSpec
     attrs: dict[str, Any]
     needs_next: bool
-    compute_one: Callable[[FramePair], np.ndarray]
+    compute_one: Callable[[FramePair], np.ndarray] | None = None
+    compute_many: Callable[[list[FramePair]], np.ndarray] | None = None
+    reset: Callable[[], None] = lambda: None
+    needs_source: bool = False
     seconds: float = 0.0
 
     @property
@@ -56,7 +66,7 @@ class ViewComputer:
 
     def compute(self, pairs: list[FramePair]) -> np.ndarray:
         start = time.perf_counter()
-        out = np.stack([self.compute_one(p) for p in pairs])
+        out = self.compute_many(pairs) if self.compute_many else np.stack([self.compute_one(p) for p in pairs])
         self.seconds += time.perf_counter() - start
         return out
 
@@ -107,4 +117,29 @@ def build_view(name: str, options: ViewOptions) -> ViewComputer:
             return quantise_flow(flow_fn(prev, nxt), bound)
 
         return ViewComputer(spec, attrs, True, compute_one)
+    if spec.kind in ("pose", "seg"):
+        return _model_view(spec, attrs, options)
     raise UserError(f"view {name!r} has unknown kind {spec.kind!r}")
+
+
+def _model_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> ViewComputer:
+    """A view inferred by a model (pose heatmaps, person masks) from the upright source frames."""
+    from .pose_seg import POSE_BACKENDS, SEG_BACKENDS
+    if spec.kind == "pose":
+        backends, name, size = POSE_BACKENDS, options.pose_backend, options.pose_size
+        make = lambda cls: cls(sigma=options.pose_sigma, combine=options.pose_combine)  # noqa: E731
+    else:
+        backends, name, size = SEG_BACKENDS, options.seg_backend, options.seg_size
+        make = lambda cls: cls(model_selection=options.seg_model)  # noqa: E731
+    if name not in backends:
+        raise UserError(f"unknown {spec.kind} backend {name!r}; choose from {', '.join(backends)}")
+    model = make(backends[name])
+    attrs["size"] = size
+    attrs["params"] = {**model.params, "input": "upright source frames at their original size",
+                       "output": f"short side {size}"}
+
+    def compute_many(pairs: list[FramePair]) -> np.ndarray:
+        h, w = pairs[0].source.shape[:2]
+        return model([p.source for p in pairs], target_size(h, w, size))
+
+    return ViewComputer(spec, attrs, False, compute_many=compute_many, reset=model.reset, needs_source=True)
