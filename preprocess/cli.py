@@ -82,18 +82,32 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"{backend.description}; keys: {', '.join(backend.param_names)}")
     inferred = run.add_argument_group("pose and segmentation", "inferred from the upright source frames; "
                                       "stored at their own short side")
-    inferred.add_argument("--pose-backend", default="mediapipe", choices=["mediapipe"],
-                          help="pose model: mediapipe (offline, CPU; its model ships in the mediapipe 0.10.21 wheel)")
+    inferred.add_argument("--pose-backend", default="mediapipe", choices=["mediapipe", "mmpose"],
+                          help="pose model: mediapipe (offline, CPU; its model ships in the mediapipe 0.10.21 "
+                               "wheel) or mmpose (any mmpose 1.x top-down heatmap model)")
+    inferred.add_argument("--pose-config", default=None, metavar="PATH",
+                          help="mmpose config (a file, or a path inside mmpose's shipped configs)")
+    inferred.add_argument("--pose-checkpoint", default=None, metavar="PATH", help="mmpose weights (a local file)")
+    inferred.add_argument("--det-config", default=None, metavar="PATH",
+                          help="mmdet person detector config for mmpose (default: boxes from mediapipe pose)")
+    inferred.add_argument("--det-checkpoint", default=None, metavar="PATH", help="mmdet weights (a local file)")
     inferred.add_argument("--pose-size", type=_positive_int, default=64, help="short side of stored pose heatmaps")
     inferred.add_argument("--pose-sigma", type=float, default=2.0,
-                          help="std of each keypoint's Gaussian, in stored pixels")
+                          help="mediapipe: std of each keypoint's Gaussian, in stored pixels")
     inferred.add_argument("--pose-combine", default="max", choices=["max", "sum"],
                           help="several people per keypoint: per-pixel maximum, or score-weighted sum clipped to 1")
-    inferred.add_argument("--seg-backend", default="mediapipe", choices=["mediapipe"],
-                          help="person segmentation model: mediapipe selfie segmentation (offline, CPU)")
+    inferred.add_argument("--seg-backend", default="mediapipe", choices=["mediapipe", "mmseg"],
+                          help="person segmentation: mediapipe selfie segmentation (offline, CPU) or mmseg (any "
+                               "mmsegmentation 1.x model)")
+    inferred.add_argument("--seg-config", default=None, metavar="PATH", help="mmseg config")
+    inferred.add_argument("--seg-checkpoint", default=None, metavar="PATH", help="mmseg weights (a local file)")
+    inferred.add_argument("--seg-person-class", type=int, default=None, metavar="I",
+                          help="mmseg: index of the person class (default: found in the model's class names)")
     inferred.add_argument("--seg-size", type=_positive_int, default=64, help="short side of stored person masks")
     inferred.add_argument("--seg-model", type=int, default=0, choices=[0, 1],
                           help="mediapipe selfie segmentation model: 0 general, 1 landscape")
+    inferred.add_argument("--model-device", default="auto",
+                          help="device of the mm models: auto (the GPU when there is one), cpu, cuda, cuda:N")
     par = run.add_argument_group("parallelism")
     par.add_argument("--jobs", type=int, default=-1,
                      help="worker processes on this machine (-1: one per core this process may use, which "
@@ -137,7 +151,11 @@ def _run(args: argparse.Namespace) -> int:
                           flow_params={name: getattr(args, name) for name in FLOW_BACKENDS},
                           compression=dict(args.compression), pose_backend=args.pose_backend,
                           pose_size=args.pose_size, pose_sigma=args.pose_sigma, pose_combine=args.pose_combine,
-                          seg_backend=args.seg_backend, seg_size=args.seg_size, seg_model=args.seg_model)
+                          seg_backend=args.seg_backend, seg_size=args.seg_size, seg_model=args.seg_model,
+                          pose_config=args.pose_config, pose_checkpoint=args.pose_checkpoint,
+                          det_config=args.det_config, det_checkpoint=args.det_checkpoint,
+                          seg_config=args.seg_config, seg_checkpoint=args.seg_checkpoint,
+                          seg_person_class=args.seg_person_class, model_device=args.model_device)
     cfg = RunConfig(videos=args.videos, out=args.out, views=views, options=options, dataset=args.dataset,
                     annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
                     scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,

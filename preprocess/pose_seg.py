@@ -141,5 +141,73 @@ class MediapipeSeg:
         return np.stack(out)
 
 
-POSE_BACKENDS = {"mediapipe": MediapipePose}
-SEG_BACKENDS = {"mediapipe": MediapipeSeg}
+POSE_BACKENDS = ("mediapipe", "mmpose")
+SEG_BACKENDS = ("mediapipe", "mmseg")
+
+
+def mediapipe_boxes(pose: MediapipePose, min_visibility: float = 0.3) -> Any:
+    """A box source for top-down models: the box around the landmarks mediapipe sees, in frame pixels."""
+
+    def boxes(frame: np.ndarray) -> np.ndarray:
+        xy, vis = pose.keypoints(frame)
+        if not len(xy) or not (vis[0] >= min_visibility).any():
+            return np.zeros((0, 4), np.float32)
+        h, w = frame.shape[:2]
+        pts = xy[0][vis[0] >= min_visibility] * np.array([w, h], np.float32)
+        return np.array([[*pts.min(axis=0), *pts.max(axis=0)]], np.float32)
+
+    return boxes
+
+
+class _WithBoxTracker:
+    """A top-down pose model whose boxes come from mediapipe, reset together per video."""
+
+    def __init__(self, model: Any, tracker: MediapipePose) -> None:
+        self.model, self.tracker = model, tracker
+        self.params = {**model.params, "boxes": "mediapipe pose landmarks (min visibility 0.3)",
+                       "box_model_digests": tracker.params["model_digests"]}
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.model.reset()
+
+    def __call__(self, frames: list[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        return self.model(frames, size)
+
+
+def _need(value: Any, option: str, backend: str) -> None:
+    if not value:
+        raise UserError(f"--{backend.split('-')[0]}-backend {backend.split('-')[-1]} needs {option} "
+                        f"(a local file: no weights are downloaded)")
+
+
+def make_pose_model(options: Any) -> FrameModel:
+    """The pose backend a run asks for (options: preprocess.views.ViewOptions)."""
+    if options.pose_backend == "mediapipe":
+        return MediapipePose(sigma=options.pose_sigma, combine=options.pose_combine)
+    if options.pose_backend != "mmpose":
+        raise UserError(f"unknown pose backend {options.pose_backend!r}; choose from {', '.join(POSE_BACKENDS)}")
+    _need(options.pose_config, "--pose-config", "pose-mmpose")
+    _need(options.pose_checkpoint, "--pose-checkpoint", "pose-mmpose")
+    from .mm_backends import MMPose
+    if options.det_config:
+        _need(options.det_checkpoint, "--det-checkpoint", "pose-mmpose")
+        return MMPose(options.pose_config, options.pose_checkpoint, options.det_config, options.det_checkpoint,
+                      sigma=options.pose_sigma, combine=options.pose_combine, device=options.model_device)
+    tracker = MediapipePose()
+    model = MMPose(options.pose_config, options.pose_checkpoint, sigma=options.pose_sigma,
+                   combine=options.pose_combine, device=options.model_device, box_source=mediapipe_boxes(tracker))
+    return _WithBoxTracker(model, tracker)
+
+
+def make_seg_model(options: Any) -> FrameModel:
+    """The segmentation backend a run asks for."""
+    if options.seg_backend == "mediapipe":
+        return MediapipeSeg(model_selection=options.seg_model)
+    if options.seg_backend != "mmseg":
+        raise UserError(f"unknown seg backend {options.seg_backend!r}; choose from {', '.join(SEG_BACKENDS)}")
+    _need(options.seg_config, "--seg-config", "seg-mmseg")
+    _need(options.seg_checkpoint, "--seg-checkpoint", "seg-mmseg")
+    from .mm_backends import MMSeg
+    return MMSeg(options.seg_config, options.seg_checkpoint, person_class=options.seg_person_class,
+                 device=options.model_device)

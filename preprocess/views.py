@@ -41,6 +41,14 @@ class ViewOptions:
     seg_backend: str = "mediapipe"
     seg_size: int = 64
     seg_model: int = 0
+    pose_config: str | None = None
+    pose_checkpoint: str | None = None
+    det_config: str | None = None
+    det_checkpoint: str | None = None
+    seg_config: str | None = None
+    seg_checkpoint: str | None = None
+    seg_person_class: int | None = None
+    model_device: str = "auto"
 
 
 @dataclass
@@ -124,16 +132,11 @@ def build_view(name: str, options: ViewOptions) -> ViewComputer:
 
 def _model_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> ViewComputer:
     """A view inferred by a model (pose heatmaps, person masks) from the upright source frames."""
-    from .pose_seg import POSE_BACKENDS, SEG_BACKENDS
+    from .pose_seg import make_pose_model, make_seg_model
     if spec.kind == "pose":
-        backends, name, size = POSE_BACKENDS, options.pose_backend, options.pose_size
-        make = lambda cls: cls(sigma=options.pose_sigma, combine=options.pose_combine)  # noqa: E731
+        model, size = make_pose_model(options), options.pose_size
     else:
-        backends, name, size = SEG_BACKENDS, options.seg_backend, options.seg_size
-        make = lambda cls: cls(model_selection=options.seg_model)  # noqa: E731
-    if name not in backends:
-        raise UserError(f"unknown {spec.kind} backend {name!r}; choose from {', '.join(backends)}")
-    model = make(backends[name])
+        model, size = make_seg_model(options), options.seg_size
     attrs["size"] = size
     attrs["params"] = {**model.params, "input": "upright source frames at their original size",
                        "output": f"short side {size}"}
