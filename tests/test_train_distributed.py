@@ -45,3 +45,22 @@ def test_two_process_loss_and_gradients_equal_one_process(tmp_path):
     assert grads.keys() == ddp["grads"].keys() and len(grads) > 20
     for name, g in grads.items():
         torch.testing.assert_close(ddp["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_torchrun_two_processes_trains_both_stages(sample_videos, tmp_path):
+    """The whole trainer under torchrun with gloo: DistributedSampler, gathered negatives, rank-0 checkpoints."""
+    from tests.conftest import run_cli
+    store = tmp_path / "store"
+    assert run_cli("run", "--videos", sample_videos, "--out", store, "--views", "rgb,flow_dis", "--no-progress") == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "train.cocon",
+           "--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
+           f"data.root={store}", f"out={tmp_path / 'runs'}", "data.views=[rgb, flow_dis]", "data.batch_size=2",
+           "data.repeats=1", "data.workers=0", "model.sizes={rgb: 32, flow_dis: 32}", "schedule.cpc_epochs=1",
+           "schedule.cocon_epochs=1", "progress=false"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for stage in ("cpc-rgb", "cpc-flow_dis", "cocon"):
+        state = torch.load(tmp_path / "runs" / "sample" / stage / "checkpoint.pth", weights_only=False)
+        assert state["epoch"] == 1 and len(state["rng"]) == 2        # one RNG state per rank
+    assert res.stderr.count("cocon epoch 1/1") == 1                  # rank 0 alone reports

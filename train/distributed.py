@@ -51,12 +51,27 @@ def init_distributed(device_name: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device)
 
 
+class _AllGather(torch.autograd.Function):
+    """all_gather whose backward sums every rank's gradient for each piece and returns this rank's."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        pieces = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(pieces, t)
+        return tuple(pieces)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        stacked = torch.stack(grads)
+        dist.all_reduce(stacked)
+        return stacked[dist.get_rank()]
+
+
 def gather_with_grad(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate `t` along dim 0 over all ranks; gradients flow back to every rank's piece."""
+    """Concatenate `t` (same shape on every rank) along dim 0 over all ranks, keeping gradients."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(t.contiguous()), dim=0)
+    return torch.cat(_AllGather.apply(t.contiguous()), dim=0)
 
 
 def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
