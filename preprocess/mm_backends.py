@@ -159,6 +159,18 @@ def load_state(model: Any, checkpoint: str | os.PathLike | None, option: str) ->
     return _sha16(path), meta
 
 
+def _build_loaded(init: Any, cfg: Any, cfg_path: Path, checkpoint: str | os.PathLike | None, option: str,
+                  what: str, device: str) -> tuple[Any, str, dict]:
+    """Build a model from its config with mm's `init`, load a local checkpoint, move it, eval mode."""
+    try:
+        model = init(cfg, checkpoint=None, device="cpu")
+    except Exception as exc:
+        raise UserError(f"{option}-config {cfg_path}: cannot build {what}: {type(exc).__name__}: "
+                        f"{_one_line(exc)}") from None
+    digest, meta = load_state(model, checkpoint, f"{option}-checkpoint")
+    return model.to(device).eval(), digest, meta
+
+
 def _preproc_stats(cfg_pre: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """mean, std (model channel order) and whether the model wants RGB (frames here are RGB)."""
     mean = np.asarray(cfg_pre.get("mean", (0.0, 0.0, 0.0)), np.float32)
@@ -261,13 +273,8 @@ class MMPose:
         else:
             self.heatmap_scale = tuple(hs / i for hs, i in zip(self.heatmap_size, self.input_size))
         self._warp_fn = get_udp_warp_matrix if self.udp else get_warp_matrix
-        try:
-            self.model = init_model(cfg, checkpoint=None, device="cpu")
-        except Exception as exc:
-            raise UserError(f"--pose-config {cfg_path}: cannot build the model: {type(exc).__name__}: "
-                            f"{_one_line(exc)}") from None
-        digest, _ = load_state(self.model, checkpoint, "--pose-checkpoint")
-        self.model.to(self.device).eval()
+        self.model, digest, _ = _build_loaded(init_model, cfg, cfg_path, checkpoint, "--pose", "the model",
+                                              self.device)
         self.mean, self.std, self.wants_rgb = _preproc_stats(cfg.model.get("data_preprocessor", {}) or {})
         self._torch = torch
 
@@ -293,13 +300,8 @@ class MMPose:
         from mmdet.apis import init_detector
         cfg, path = _load_config(det_config, "mmdet", "--det-config")
         _strip_init_cfg(cfg.model)
-        try:
-            self.detector = init_detector(cfg, checkpoint=None, device="cpu")
-        except Exception as exc:
-            raise UserError(f"--det-config {path}: cannot build the detector: {type(exc).__name__}: "
-                            f"{_one_line(exc)}") from None
-        digest, meta = load_state(self.detector, det_checkpoint, "--det-checkpoint")
-        self.detector.to(self.device).eval()
+        self.detector, digest, meta = _build_loaded(init_detector, cfg, path, det_checkpoint, "--det",
+                                                    "the detector", self.device)
         classes = (meta.get("dataset_meta") or {}).get("classes") or meta.get("CLASSES") or \
             (getattr(self.detector, "dataset_meta", None) or {}).get("classes") or ()
         lowered = [str(c).lower() for c in classes]
@@ -397,15 +399,13 @@ class MMSeg:
         self.batch_size, self.device = int(batch_size), _device(device)
         cfg, cfg_path = _load_config(config, "mmseg", "--seg-config")
         _strip_init_cfg(cfg.model)
-        try:
+        model_type = cfg.model.get("type")
+
+        def build(c: Any, checkpoint: None = None, device: str = "cpu") -> Any:
             init_default_scope("mmseg")
-            model_type = cfg.model.type
-            self.model = MODELS.build(cfg.model)
-        except Exception as exc:
-            raise UserError(f"--seg-config {cfg_path}: cannot build the model: {type(exc).__name__}: "
-                            f"{_one_line(exc)}") from None
-        digest, meta = load_state(self.model, checkpoint, "--seg-checkpoint")
-        self.model.to(self.device).eval()
+            return MODELS.build(c.model)
+
+        self.model, digest, meta = _build_loaded(build, cfg, cfg_path, checkpoint, "--seg", "the model", self.device)
         self.mean, self.std, self.wants_rgb = _preproc_stats(cfg.model.get("data_preprocessor", {}) or {})
         self.scale = self._test_scale(cfg)
         self.align_corners = bool(getattr(self.model.decode_head, "align_corners", False))

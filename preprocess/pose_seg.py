@@ -175,10 +175,10 @@ class _WithBoxTracker:
         return self.model(frames, size)
 
 
-def _need(value: Any, option: str, backend: str) -> None:
+def _need(value: Any, option: str, kind: str, backend: str) -> None:
+    """One line when an mm backend lacks a config or checkpoint option."""
     if not value:
-        raise UserError(f"--{backend.split('-')[0]}-backend {backend.split('-')[-1]} needs {option} "
-                        f"(a local file: no weights are downloaded)")
+        raise UserError(f"--{kind}-backend {backend} needs {option} (a local file: no weights are downloaded)")
 
 
 def make_pose_model(options: Any) -> FrameModel:
@@ -187,11 +187,11 @@ def make_pose_model(options: Any) -> FrameModel:
         return MediapipePose(sigma=options.pose_sigma, combine=options.pose_combine)
     if options.pose_backend != "mmpose":
         raise UserError(f"unknown pose backend {options.pose_backend!r}; choose from {', '.join(POSE_BACKENDS)}")
-    _need(options.pose_config, "--pose-config", "pose-mmpose")
-    _need(options.pose_checkpoint, "--pose-checkpoint", "pose-mmpose")
+    _need(options.pose_config, "--pose-config", "pose", "mmpose")
+    _need(options.pose_checkpoint, "--pose-checkpoint", "pose", "mmpose")
     from .mm_backends import MMPose
     if options.det_config:
-        _need(options.det_checkpoint, "--det-checkpoint", "pose-mmpose")
+        _need(options.det_checkpoint, "--det-checkpoint", "pose", "mmpose")
         return MMPose(options.pose_config, options.pose_checkpoint, options.det_config, options.det_checkpoint,
                       sigma=options.pose_sigma, combine=options.pose_combine, device=options.model_device)
     tracker = MediapipePose()
@@ -206,8 +206,8 @@ def make_seg_model(options: Any) -> FrameModel:
         return MediapipeSeg(model_selection=options.seg_model)
     if options.seg_backend != "mmseg":
         raise UserError(f"unknown seg backend {options.seg_backend!r}; choose from {', '.join(SEG_BACKENDS)}")
-    _need(options.seg_config, "--seg-config", "seg-mmseg")
-    _need(options.seg_checkpoint, "--seg-checkpoint", "seg-mmseg")
+    _need(options.seg_config, "--seg-config", "seg", "mmseg")
+    _need(options.seg_checkpoint, "--seg-checkpoint", "seg", "mmseg")
     from .mm_backends import MMSeg
     return MMSeg(options.seg_config, options.seg_checkpoint, person_class=options.seg_person_class,
                  device=options.model_device)
