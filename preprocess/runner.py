@@ -25,7 +25,7 @@ from .errors import UserError
 from .pipeline import ShardResult, ShardTask, process_shard
 from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
-from .store.reader import list_shards, open_shard, shard_failures
+from .store.reader import list_shards, list_views, open_shard, shard_failures
 from .views import ViewOptions, build_view, library_versions
 
 EXIT_OK, EXIT_FAILED_VIDEOS = 0, 3
@@ -150,7 +150,6 @@ def collect_failures(root: Path, manifest: Manifest, views: list[str], shards: I
 
 def write_failures_table(root: Path, manifest: Manifest) -> Path:
     """ROOT/failures.tsv: one line per video and view that failed, from every finished shard."""
-    from .store.reader import list_views
     rows = collect_failures(root, manifest, list_views(root), range(manifest.num_shards))
     path = root / "failures.tsv"
     lines = ["view\tvideo\treason\tpath"] + [f"{r['view']}\t{r['id']}\t{r['reason']}\t{r['path']}" for r in rows]

@@ -43,7 +43,7 @@ class ModelConfig:
     width: float = 1.0                   # channel multiplier (1.0: 256-d features)
     pred_steps: int = 3                  # predict the last P blocks from the first N-P
     dropout: float = 0.1                 # ConvGRU hidden-state dropout
-    sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default rgb/flow 128, pose/seg 64
+    sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default: its stored short side
 
 
 @dataclass

@@ -28,7 +28,6 @@ from .distributed import DistInfo, any_rank, barrier, gather_with_grad, mean_ove
 from .losses import cocon_loss, cpc_loss
 from .models import CPCModel
 
-DEFAULT_SIZES = {"rgb": 128, "flow": 128, "pose": 64, "seg": 64}
 CHECKPOINT = "checkpoint.pth"
 
 
@@ -128,7 +127,7 @@ class StageRunner:
         models = {}
         for view in stage.views:
             kind = view_kind(meta[view])
-            size = cfg.model.sizes.get(view, DEFAULT_SIZES.get(kind, 64))
+            size = cfg.model.sizes.get(view, int(meta[view]["size"]))   # default: the stored short side
             self.augment[view] = {
                 split: ViewAugment(kind, size, train=split == "train", grey_p=cfg.augment.grey_p,
                                    jitter=tuple(cfg.augment.jitter)).to(self.device)
