@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("out", metavar="FOLDER", help="where to write the videos (one folder per class)")
     sample.add_argument("--frames", type=_positive_int, default=128,
                         help="frames per video (128 at stride 3 gives 42 stored frames, one 8x5-block clip)")
+    sample.add_argument("--per-class", type=int, choices=range(1, 5), default=4, metavar="{1..4}",
+                        help="videos per class (pan, rotate, zoom), each with another motion (default 4)")
     return parser
 
 
@@ -232,7 +234,7 @@ def _info(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from .synthetic import write_sample
 
-    paths = write_sample(args.out, num_frames=args.frames)
+    paths = write_sample(args.out, num_frames=args.frames, per_class=args.per_class)
     print(f"wrote {len(paths)} sample videos under {args.out}", file=sys.stderr)
     return 0
 

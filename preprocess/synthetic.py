@@ -84,21 +84,30 @@ def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25
 
 
 def _sample_steps(size: tuple[int, int]) -> dict[str, list[np.ndarray]]:
+    """Per class, the per-frame motions of its videos: directions alternate, so that no class is one direction."""
     h, w = size
     c = (w / 2.0, h / 2.0)
     return {
-        "pan": [affine_step(dx=1.5, dy=0.3), affine_step(dx=-1.2, dy=0.5)],
-        "rotate": [affine_step(angle_deg=1.0, center=c), affine_step(angle_deg=-0.8, center=c)],
-        "zoom": [affine_step(scale=1.01, center=c), affine_step(scale=0.99, center=c)],
+        "pan": [affine_step(dx=1.5, dy=0.3), affine_step(dx=-1.2, dy=0.5), affine_step(dx=0.4, dy=-1.4),
+                affine_step(dx=-0.6, dy=-1.1)],
+        "rotate": [affine_step(angle_deg=a, center=c) for a in (1.0, -0.8, 0.6, -1.2)],
+        "zoom": [affine_step(scale=s, center=c) for s in (1.01, 0.99, 1.012, 0.988)],
     }
 
 
-def write_sample(out: str | Path, num_frames: int = 128, size: tuple[int, int] = (120, 160)) -> list[Path]:
-    """The built-in sample: a folder per class (pan, rotate, zoom), two short videos each, with known motion."""
+MAX_PER_CLASS = 4
+
+
+def write_sample(out: str | Path, num_frames: int = 128, size: tuple[int, int] = (120, 160),
+                 per_class: int = MAX_PER_CLASS) -> list[Path]:
+    """The built-in sample: a folder per class (pan, rotate, zoom), `per_class` short videos each (at most 4),
+    each with its own texture and known motion."""
+    if not 1 <= per_class <= MAX_PER_CLASS:
+        raise ValueError(f"per_class must be in 1..{MAX_PER_CLASS}, got {per_class}")
     out = Path(out)
     paths = []
     for ci, (name, steps) in enumerate(sorted(_sample_steps(size).items())):
-        for vi, step in enumerate(steps):
+        for vi, step in enumerate(steps[:per_class]):
             texture = textured_image(size[0] * 2, size[1] * 2, seed=10 * ci + vi)
             frames = moving_frames(texture, size, num_frames, step, offset=(size[0] // 2, size[1] // 2))
             paths.append(encode_video(out / name / f"{name}_{vi + 1:02d}.mp4", frames))

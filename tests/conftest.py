@@ -27,7 +27,7 @@ def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in sample: 3 classes x 2 synthetic videos of 64 frames, 160x120, known motion."""
     from preprocess.synthetic import write_sample
     out = tmp_path_factory.mktemp("sample") / "videos"
-    write_sample(out, num_frames=40)
+    write_sample(out, num_frames=40, per_class=2)
     return out
 
 

@@ -10,7 +10,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -95,6 +95,17 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
+        "data.short_videos": ("spread", "skip"),
+        "loss.sync_penalty": ("squared", "l1"),
+        "loss.granularity": ("block", "clip"),
+        "schedule.stage": ("cpc", "cocon", "both"),
+        "model.depth": (18, 34),
+    }
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({
+        "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps",
+        "loss.temperature", "optim.lr", "log_every"})
+
     @property
     def run_dir(self) -> Path:
         return Path(self.out) / self.name
@@ -102,16 +113,20 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def check(self) -> None:
+        """Rules that tie several keys together (one-line ConfigError)."""
+        if self.model.pred_steps >= self.data.num_blocks:
+            raise ConfigError(f"model.pred_steps ({self.model.pred_steps}) must be smaller than data.num_blocks "
+                              f"({self.data.num_blocks}): some blocks must be context")
+        if not 0 < self.data.val_fraction <= 1 or not 0 < self.data.crop_fraction <= 1:
+            raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
+        if not self.data.views:
+            raise ConfigError("config key data.views must name at least one view")
+        if len(self.augment.jitter) != 4:
+            raise ConfigError("config key augment.jitter must be [brightness, contrast, saturation, hue]")
 
-CHOICES = {
-    "data.short_videos": ("spread", "skip"),
-    "loss.sync_penalty": ("squared", "l1"),
-    "loss.granularity": ("block", "clip"),
-    "schedule.stage": ("cpc", "cocon", "both"),
-    "model.depth": (18, 34),
-}
-POSITIVE = {"data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps", "loss.temperature",
-            "optim.lr", "log_every"}
+
+Schema = TypeVar("Schema")
 
 
 def _coerce(key: str, value: Any, hint: Any) -> Any:
@@ -166,23 +181,16 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(obj, key, _coerce(dotted, value, hints[key]))
 
 
-def _check(cfg: Config) -> None:
-    for key, allowed in CHOICES.items():
+def _check(cfg: Any) -> None:
+    """The schema's CHOICES and POSITIVE keys, then its own check()."""
+    for key, allowed in type(cfg).CHOICES.items():
         value = _get(cfg, key)
         if value not in allowed:
             raise ConfigError(f"config key {key} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-    for key in POSITIVE:
+    for key in sorted(type(cfg).POSITIVE):
         if not _get(cfg, key) > 0:
             raise ConfigError(f"config key {key} must be positive; got {_get(cfg, key)!r}")
-    if cfg.model.pred_steps >= cfg.data.num_blocks:
-        raise ConfigError(f"model.pred_steps ({cfg.model.pred_steps}) must be smaller than data.num_blocks "
-                          f"({cfg.data.num_blocks}): some blocks must be context")
-    if not 0 < cfg.data.val_fraction <= 1 or not 0 < cfg.data.crop_fraction <= 1:
-        raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
-    if not cfg.data.views:
-        raise ConfigError("config key data.views must name at least one view")
-    if len(cfg.augment.jitter) != 4:
-        raise ConfigError("config key augment.jitter must be [brightness, contrast, saturation, hue]")
+    cfg.check()
 
 
 def _get(cfg: Config, dotted: str) -> Any:
@@ -223,9 +231,11 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
-    """Defaults <- YAML file <- overrides, type-checked; raises ConfigError with one line."""
-    cfg = Config()
+def load_config(path: str | Path | None, overrides: list[str] = (), schema: type[Schema] = Config) -> Schema:
+    """Defaults of `schema` <- YAML file <- overrides, type-checked; raises ConfigError with one line.
+
+    A schema is a dataclass of dataclass sections with CHOICES and POSITIVE class attributes and a check()."""
+    cfg = schema()
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -253,7 +263,7 @@ def _numbers(data: Any) -> Any:
     return data
 
 
-def save_config(cfg: Config, path: Path) -> None:
+def save_config(cfg: Any, path: Path) -> None:
     """Write the resolved configuration (every key, defaults included)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    path.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))

@@ -18,15 +18,17 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import MultiViewClips, ViewAugment
 from .distributed import DistInfo, any_rank, barrier, gather_with_grad, mean_over_ranks
+from .loop import all_rng_states, augment_generator, epoch_loader, restore_rng_states
 from .losses import cocon_loss, cpc_loss
 from .models import CPCModel
+from .pretrained import load_view_model
 
 CHECKPOINT = "checkpoint.pth"
 
@@ -163,15 +165,8 @@ class StageRunner:
         if not path.is_file():
             raise TrainingError(f"stage {self.stage.name} starts {view} from {path}, which does not exist: "
                                 f"run stage cpc first (schedule.stage=cpc or both)")
-        state = load_checkpoint(path)
-        weights = state["model"]
-        prefix = f"views.{view}."
-        own = {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-        try:
-            self.model.views[view].load_state_dict(own)
-        except RuntimeError as exc:
-            raise TrainingError(f"{path} does not fit the {view} model of this config (another depth, width "
-                                f"or view?): {str(exc).splitlines()[0]}") from None
+        model = self.model.views[view]
+        load_view_model(model, path, view, self.cfg.model.depth, self.cfg.model.width, model.in_channels)
 
     def _restore(self) -> None:
         state = load_checkpoint(self.ckpt_path, map_location=self.device)
@@ -180,14 +175,10 @@ class StageRunner:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step, self.best_val = state["epoch"], state["step"], state["best_val"]
-        set_rng_state(state["rng"][min(self.dist.rank, len(state["rng"]) - 1)])
+        restore_rng_states(state["rng"], self.dist.rank)
 
     def _save(self) -> None:
-        rngs = [rng_state()]
-        if self.dist.distributed:
-            gathered: list[Any] = [None] * self.dist.world_size
-            torch.distributed.all_gather_object(gathered, rngs[0])
-            rngs = gathered
+        rngs = all_rng_states()
         if self.dist.is_main:
             save_checkpoint(self.ckpt_path, {
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -200,13 +191,8 @@ class StageRunner:
 
     # -- loop ----------------------------------------------------------------------------------
     def _loader(self, dataset: MultiViewClips, train: bool, epoch: int) -> DataLoader:
-        sampler = DistributedSampler(dataset, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                     shuffle=train, seed=self.cfg.seed, drop_last=train)
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        return DataLoader(dataset, batch_size=self.cfg.data.batch_size, sampler=sampler, drop_last=train,
-                          num_workers=self.cfg.data.workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+        d = self.cfg.data
+        return epoch_loader(dataset, self.dist, d.batch_size, d.workers, train, self.cfg.seed, epoch)
 
     def _inputs(self, batch: dict[str, Any], split: str, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return {v: self.augment[v][split](batch[v].to(self.device, non_blocking=True), self.cfg.data.num_blocks,
@@ -222,9 +208,7 @@ class StageRunner:
         return compute_losses(self.cfg, self.stage, outs, dict(self.model.views.items()), offset)
 
     def _generator(self, epoch: int, split: str) -> torch.Generator:
-        g = torch.Generator(device=self.device)
-        g.manual_seed(((self.cfg.seed * 1_000_003 + epoch) * 1_009 + self.dist.rank) * 2 + (split == "val"))
-        return g
+        return augment_generator(self.dist, self.cfg.seed, epoch, split)
 
     def _train_batches(self) -> Any:
         """This epoch's batches: `data.repeats` passes, each with its own data epoch (new windows, crops)."""

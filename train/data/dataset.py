@@ -23,7 +23,7 @@ from preprocess.store import Store
 from preprocess.store.layout import shard_path
 from preprocess.store.reader import open_shard, shard_failures
 
-from .sampling import SHORT_POLICIES, crop_box, crop_side, window_indices
+from .sampling import SHORT_POLICIES, crop_box, crop_side, dense_windows, window_indices
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,17 @@ def _select(records: list[VideoRecord], split: str | None, subset: str | None) -
     return chosen, f"split {split}/{subset}"
 
 
+def _by_id(records: list[VideoRecord], ids: list[str]) -> list[VideoRecord]:
+    """The records of `ids`, in that order; a DataError names the first id the store does not list."""
+    known = {r.id: r for r in records}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise DataError(f"{len(missing)} chosen video(s) are not in the store (first: {missing[0]})")
+    if not ids:
+        raise DataError("no video chosen")
+    return [known[i] for i in ids]
+
+
 def _missing_reason(store: Store, video_id: str, view: str) -> str:
     """Why a video is not in a view: the failure the store recorded, or what is absent."""
     shard = store.manifest.shard_of(video_id)
@@ -185,13 +196,15 @@ class MultiViewClips(Dataset):
     """Clips of N·K stored frames from every requested view of a store, time-aligned, cropped and flipped.
 
     Item i is {"index": i, "label": int, <view>: uint8 tensor (N·K, c, c, C)}, with c = round(crop_fraction ·
-    the view's short side). Train: random window, crop and flip (per view); eval: centred, no flip. Call
+    the view's short side). Train: random window, crop and flip (per view); eval: centred, no flip. The videos
+    are a split's (or all), or exactly `video_ids` in that order when given. Call
     `set_epoch(e)` before each epoch; with persistent DataLoader workers it would not reach the workers.
     """
 
     def __init__(self, root: str | Path, views: list[str], split: str | None = None, subset: str | None = None,
                  num_blocks: int = 8, block_frames: int = 5, short: str = "spread", train: bool = True,
-                 crop_fraction: float = 0.875, fraction: float = 1.0, seed: int = 0) -> None:
+                 crop_fraction: float = 0.875, fraction: float = 1.0, seed: int = 0,
+                 video_ids: list[str] | None = None) -> None:
         if short not in SHORT_POLICIES:
             raise DataError(f"short must be one of {', '.join(SHORT_POLICIES)}, got {short!r}")
         if num_blocks < 1 or block_frames < 1:
@@ -204,7 +217,10 @@ class MultiViewClips(Dataset):
         self.num_blocks, self.block_frames, self.short = num_blocks, block_frames, short
         self.train, self.seed, self.epoch = train, seed, 0
         try:
-            records, what = _select(self.store.manifest.records, split, subset)
+            if video_ids is None:
+                records, what = _select(self.store.manifest.records, split, subset)
+            else:
+                records, what = _by_id(self.store.manifest.records, video_ids), f"{len(video_ids)} chosen videos"
             _check_stored(self.store, records, self.views, what)
             counts = _frame_counts(self.store, [r.id for r in records], self.views)
         except DataError:
@@ -263,9 +279,13 @@ class MultiViewClips(Dataset):
             raise IndexError(f"index {index} out of range for {len(self)} clips")
         index %= len(self)
         rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
-        record = self.records[index]
-        idx = self.window(index, rng)
-        sample: dict[str, Any] = {"index": index, "label": int(record.label)}
+        return {"index": index, **self.clip(index, self.window(index, rng), rng)}
+
+    def clip(self, video: int, idx: np.ndarray, rng: np.random.Generator | None) -> dict[str, Any]:
+        """{"label", <view>: uint8 (len(idx), c, c, C)} of video number `video` at stored frames `idx`; crop and
+        flip drawn from `rng` (centred, no flip without)."""
+        record = self.records[video]
+        sample: dict[str, Any] = {"label": int(record.label)}
         for cut in self.cuts:
             frames, local = self.read_frames(record.id, cut, idx)
             try:
@@ -276,3 +296,29 @@ class MultiViewClips(Dataset):
             sample[cut.name] = cut_clip(torch.from_numpy(frames), top, left, cut.side, flip, cut.flip_perm,
                                         None if local is None else torch.from_numpy(local))
         return sample
+
+
+class DenseClips(MultiViewClips):
+    """Every test-time window of every video: the video cut into N-block clips overlapping by `overlap`
+    (half, as DPC/CoCon test), centre crop, no flip. Item i is {"index": i, "video": v, "label", <view>...};
+    `max_windows` > 0 keeps that many evenly spaced windows per video (for features over long videos)."""
+
+    def __init__(self, *args: Any, overlap: float = 0.5, max_windows: int = 0, **kwargs: Any) -> None:
+        kwargs["train"] = False
+        super().__init__(*args, **kwargs)
+        self.items: list[tuple[int, np.ndarray]] = []
+        for v, n in enumerate(self.num_frames):
+            windows = dense_windows(n, self.num_blocks, self.block_frames, overlap)
+            if 0 < max_windows < len(windows):
+                windows = [windows[i] for i in np.linspace(0, len(windows) - 1, max_windows).round().astype(int)]
+            self.items += [(v, w) for w in windows]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} windows")
+        index %= len(self)
+        video, idx = self.items[index]
+        return {"index": index, "video": video, **self.clip(video, idx, None)}

@@ -1,0 +1,1 @@
+"""Evaluation: classification and retrieval metrics, representation analyses, figures and a Markdown report."""

@@ -1,0 +1,107 @@
+"""An evaluation run's record: metrics.json (machine-readable) and report.md (sections of text, tables and
+figures) in the run's folder, both written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Section:
+    """One `## title` part of the report: text, then a table (first row = header), then figures."""
+
+    title: str
+    text: str = ""
+    table: list[list[str]] | None = None
+    figures: list[Path] = field(default_factory=list)
+
+
+def format_percent(x: float | None, digits: int = 1) -> str:
+    """A fraction as a percentage for tables: 0.8333 -> "83.3%"; None or NaN -> "n/a"."""
+    if x is None or math.isnan(float(x)):
+        return "n/a"
+    return f"{100.0 * float(x):.{digits}f}%"
+
+
+def _plain(value: Any) -> Any:
+    """value with numpy scalars and arrays, tuples and paths made JSON types, and NaN or inf made None."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write text to path through a temporary file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cell(text: Any) -> str:
+    """One Markdown table cell: pipes escaped, line breaks as spaces."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(rows: list[list[str]]) -> str:
+    """A GitHub Markdown table from rows, the first being the header."""
+    header, body = rows[0], rows[1:]
+    bad = [i for i, row in enumerate(body, start=1) if len(row) != len(header)]
+    if bad:
+        raise ValueError(f"table rows {bad} do not have the header's {len(header)} cells")
+    lines = ["| " + " | ".join(_cell(c) for c in header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | os.PathLike, title: str, metrics: Mapping[str, Any], sections: list[Section]) -> Path:
+    """Write run_dir/metrics.json and run_dir/report.md (figures linked relative to run_dir); the report's path.
+
+    Figure paths are used as given (absolute, or relative to the working directory); a missing one is an error.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    parts = [f"# {title}", f"Generated at {stamp}."]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        if section.text:
+            parts.append(section.text.strip())
+        if section.table:
+            parts.append(_table(section.table))
+        for figure in section.figures:
+            figure = Path(figure)
+            if not figure.is_file():
+                raise FileNotFoundError(f"figure {figure} of section {section.title!r} does not exist")
+            link = Path(os.path.relpath(figure, run_dir)).as_posix()
+            link = f"<{link}>" if " " in link else link
+            parts.append(f"![{figure.stem}]({link})")
+    metrics_text = json.dumps(_plain(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    _write_atomic(run_dir / "metrics.json", metrics_text)
+    report = run_dir / "report.md"
+    _write_atomic(report, "\n\n".join(parts) + "\n")
+    return report

@@ -1,0 +1,195 @@
+"""`python -m train.finetune --config configs/X.yaml [key=value ...] [--resume]`: supervised evaluation of
+pre-trained encoders (CoCon supplementary A.4, TCLR's protocols).
+
+For every split (UCF101/HMDB51: 1, 2, 3; or a stratified hold-out), label fraction and view: fine-tune
+F = g(f(.)) + pooling + dropout + linear end to end (or, with model.linear_probe=true, train only the head on
+the frozen encoder), test every half-overlapping window of every test video, average softmax per video. Then
+the multi-view ensemble (weighted mean of the views' probabilities), the mean over splits, confusion
+matrices, and one report (metrics.json + report.md) in the run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from preprocess.errors import UserError
+from preprocess.store import Store
+
+from .config import ConfigError, load_config
+from .data import DataError
+from .data.splits import class_names, split_ids, stratified_fraction
+from .distributed import DistInfo, init_distributed, shutdown
+from .evaluation.figures import plot_confusion
+from .evaluation.metrics import confusion_matrix, ensemble_probabilities, per_class_accuracy, topk_accuracy
+from .evaluation.report import Section, format_percent, write_report
+from .finetune_config import FinetuneConfig
+from .models import CPCModel
+from .pretrained import load_view_model
+from .finetuner import FinetuneRunner, Unit, fraction_tag, load_predictions
+from .trainer import Diverged, TrainingError, view_kind
+
+EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
+ENSEMBLE = "ensemble"
+
+
+def plan_units(cfg: FinetuneConfig, store: Store) -> list[Unit]:
+    """Every (split, label fraction, view) to fine-tune, in that order, with its videos and folder."""
+    records = [r for r in store.manifest.records if r.label >= 0]
+    units = []
+    for split in cfg.data.splits or [None]:
+        train_ids, test_ids = split_ids(records, split, cfg.data.train_subset, cfg.data.test_subset,
+                                        cfg.data.holdout, cfg.seed)
+        train_records = [r for r in records if r.id in set(train_ids)]
+        tag = f"split{split}" if split is not None else "holdout"
+        for fraction in cfg.data.label_fractions:
+            ids = stratified_fraction(train_records, fraction, cfg.seed)
+            for view in cfg.data.views:
+                units.append(Unit(view, tag, fraction, ids, test_ids, cfg.run_dir / tag / fraction_tag(fraction) / view))
+    return units
+
+
+def summarise(cfg: FinetuneConfig, units: list[Unit], kinds: dict[str, str], names: list[str]) -> Path:
+    """Ensembles, means over splits, confusion PNGs, metrics.json and report.md from the units' predictions."""
+    views = list(cfg.data.views)
+    weights = {v: cfg.ensemble_weight(v, kinds[v]) for v in views}
+    results: dict[str, dict[str, Any]] = {}
+    figures: list[Path] = []
+    for fraction in cfg.data.label_fractions:
+        ftag = fraction_tag(fraction)
+        per_split: dict[str, dict[str, Any]] = {}
+        chance: dict[str, float] = {}
+        for split in dict.fromkeys(u.split for u in units):
+            probs, labels, ids = {}, None, None
+            for u in units:
+                if u.split == split and u.fraction == fraction:
+                    ids, labels, probs[u.view] = load_predictions(u.dir)
+            assert labels is not None
+            chance[split] = 1.0 / len(np.unique(labels))
+            columns = dict(probs)
+            if len(views) > 1:
+                columns[ENSEMBLE] = ensemble_probabilities(probs, weights)
+            per_split[split] = {}
+            for name, p in columns.items():
+                acc = topk_accuracy(p, labels, ks=(1, 5))
+                conf = confusion_matrix(p.argmax(1), labels, len(names))
+                per_split[split][name] = {"top1": acc[1], "top5": acc[5], "per_class_top1":
+                                          per_class_accuracy(conf).tolist(), "videos": len(labels)}
+                if name == ENSEMBLE or len(views) == 1:
+                    figures.append(plot_confusion(conf, names, cfg.run_dir / split / ftag / f"confusion_{name}.png",
+                                                  f"{split}, {100 * fraction:g}% labels, {name}: top-1 "
+                                                  f"{100 * acc[1]:.1f}%"))
+        columns_all = list(next(iter(per_split.values())))
+        mean = {c: {k: float(np.mean([per_split[s][c][k] for s in per_split])) for k in ("top1", "top5")}
+                for c in columns_all}
+        results[ftag] = {"splits": per_split, "mean": mean, "chance": chance}
+    metrics = {"views": views, "ensemble_weights": weights, "linear_probe": cfg.model.linear_probe,
+               "init": {v: cfg.init_for(v) or "random" for v in views}, "epochs": cfg.epochs,
+               "classes": names, "results": results}
+    sections = [Section("Setup", _setup_text(cfg, weights))]
+    for ftag, res in results.items():
+        splits = list(res["splits"])
+        header = ["model"] + [f"{s} top-1 / top-5" for s in splits] + ["mean top-1 / top-5"]
+        rows = [[c] + [f"{format_percent(res['splits'][s][c]['top1'])} / {format_percent(res['splits'][s][c]['top5'])}"
+                       for s in splits] + [f"{format_percent(res['mean'][c]['top1'])} / "
+                                           f"{format_percent(res['mean'][c]['top5'])}"] for c in res["mean"]]
+        pct = ftag.removeprefix("labels")
+        text = "Chance (one over the classes in the test videos): " + ", ".join(
+            f"{s} {format_percent(c)}" for s, c in res["chance"].items()) + "."
+        sections.append(Section(f"Accuracy with {pct}% of the training labels", text, table=[header] + rows,
+                                figures=[f for f in figures if f.parent.name == ftag]))
+    return write_report(cfg.run_dir, f"Fine-tuning: {cfg.name}", metrics, sections)
+
+
+def _setup_text(cfg: FinetuneConfig, weights: dict[str, float]) -> str:
+    how = "linear probe (frozen f and g, BatchNorm + linear head trained)" if cfg.model.linear_probe else \
+        "end-to-end fine-tuning"
+    init = ", ".join(f"{v}: {cfg.init_for(v) or 'random initialisation'}" for v in cfg.data.views)
+    return (f"{how}; {cfg.epochs} epochs, Adam lr {cfg.optim.lr:g} (x{cfg.optim.gamma:g} at "
+            f"{cfg.optim.milestones}), dropout {cfg.model.dropout:g}; store `{cfg.data.root}`. Start: {init}. "
+            f"Test: every window of {cfg.data.num_blocks}x{cfg.data.block_frames} stored frames overlapping by "
+            f"{cfg.data.test_overlap:g}, centre crop, softmax averaged per video. Ensemble weights: "
+            f"{', '.join(f'{v} {w:g}' for v, w in weights.items())} (normalised by their sum).")
+
+
+def check_inits(cfg: FinetuneConfig, channels: dict[str, int]) -> None:
+    """Load every view's starting checkpoint once, so that a missing file or one from another view, depth or
+    width stops the run before any training (one line)."""
+    m = cfg.model
+    if m.linear_probe and not all(cfg.init_for(v) for v in cfg.data.views):
+        raise TrainingError("model.linear_probe needs model.init (or model.init_views) for every view: a frozen "
+                            "random encoder measures nothing")
+    for view in cfg.data.views:
+        if cfg.init_for(view):
+            model = CPCModel(channels[view], depth=m.depth, width=m.width, num_blocks=max(cfg.data.num_blocks, 2),
+                             pred_steps=1)
+            load_view_model(model, cfg.init_for(view), view, m.depth, m.width, channels[view])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m train.finetune", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Overrides are dotted keys, e.g. model.init=runs/x/cocon/checkpoint.pth "
+                                       "data.splits=[1] data.label_fractions=[0.1,1.0] model.linear_probe=true. "
+                                       "Exit status: 0 done, 2 a usage error, 4 the loss diverged.")
+    p.add_argument("--config", required=True, help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    p.add_argument("--resume", action="store_true", help="continue the run; finished units are not redone")
+    return p
+
+
+def run(cfg: FinetuneConfig, resume: bool) -> int:
+    store = Store(cfg.data.root)
+    try:
+        names = class_names(store)
+        absent = [v for v in cfg.data.views if v not in store.view_meta]
+        if absent:
+            raise DataError(f"view(s) {', '.join(absent)} not in store {store.root} (it has: {', '.join(store.views)})")
+        kinds = {v: view_kind(store.view_meta[v]) for v in cfg.data.views}
+        channels = {v: int(store.view_meta[v]["channels"]) for v in cfg.data.views}
+        units = plan_units(cfg, store)
+    finally:
+        store.close()
+    check_inits(cfg, channels)
+    dist: DistInfo = init_distributed(cfg.device)
+    torch.manual_seed(cfg.seed + dist.rank)
+    try:
+        for unit in units:
+            runner = FinetuneRunner(cfg, unit, dist, len(names), resume)
+            if runner.finished:
+                continue
+            metrics = runner.run()
+            if dist.is_main:
+                print(f"{unit.dir}: test top-1 {100 * metrics['top1']:.1f}%, top-5 {100 * metrics['top5']:.1f}% "
+                      f"({metrics['videos']} videos, {metrics['windows']} windows)", file=sys.stderr)
+        if dist.is_main:
+            report = summarise(cfg, units, kinds, names)
+            print(f"report: {report}", file=sys.stderr)
+    finally:
+        shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides, schema=FinetuneConfig)
+        if not Path(cfg.data.root).is_dir():
+            raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
+                              f"`python -m preprocess run` and set data.root")
+        return run(cfg, args.resume)
+    except (ConfigError, DataError, UserError, TrainingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Diverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Pieces every training loop here shares: a per-epoch DataLoader over this rank's share, the seeded
+generator of on-device augmentation, and checkpoint RNG states gathered from every rank."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from .checkpoint import rng_state, set_rng_state
+from .distributed import DistInfo, gather_objects
+
+
+def epoch_loader(dataset: Dataset, dist: DistInfo, batch_size: int, workers: int, train: bool, seed: int,
+                 epoch: int) -> DataLoader:
+    """This rank's batches of `dataset` for `epoch`: shuffled and complete batches only when training.
+
+    The dataset's own epoch (`set_epoch`, when it has one) is set too, so its random draws change per epoch."""
+    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=seed,
+                                 drop_last=train)
+    sampler.set_epoch(epoch)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
+                      pin_memory=dist.device.type == "cuda", persistent_workers=False)
+
+
+def augment_generator(dist: DistInfo, seed: int, epoch: int, split: str) -> torch.Generator:
+    """The generator of on-device augmentation for (seed, epoch, rank, split), on this rank's device."""
+    g = torch.Generator(device=dist.device)
+    g.manual_seed(((seed * 1_000_003 + epoch) * 1_009 + dist.rank) * 2 + (split != "train"))
+    return g
+
+
+def all_rng_states() -> list[dict[str, Any]]:
+    """Every rank's RNG states, in rank order (a collective: call it on every rank)."""
+    return gather_objects(rng_state())  # type: ignore[return-value]
+
+
+def restore_rng_states(states: list[dict[str, Any]], rank: int) -> None:
+    """Set this rank's RNG states from a checkpoint (a run resumed on fewer ranks reuses the last state)."""
+    set_rng_state(states[min(rank, len(states) - 1)])
