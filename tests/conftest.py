@@ -32,6 +32,35 @@ def sample_videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def motion_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labelled store for evaluation tests: 3 motion classes x 4 videos (rgb, Farneback flow, short side 64)."""
+    from tests.helpers.motion_classes import write_motion_classes
+    base = tmp_path_factory.mktemp("motion")
+    write_motion_classes(base / "videos")
+    root = base / "store"
+    assert run_cli("run", "--videos", base / "videos", "--out", root, "--views", "rgb,flow_farneback",
+                   "--size", "64", "--no-progress") == 0
+    return root
+
+
+@pytest.fixture(scope="session")
+def motion_checkpoint(motion_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny CoCon checkpoint (rgb + Farneback flow, width 1/8, 1 + 1 epochs) pre-trained on `motion_store`."""
+    from train.cocon import main as train_main
+    out = tmp_path_factory.mktemp("motion_run")
+    rc = train_main(["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
+                     f"data.root={motion_store}", f"out={out}", "data.views=[rgb, flow_farneback]", *TINY_PRETRAIN])
+    assert rc == 0
+    return out / "sample" / "cocon" / "checkpoint.pth"
+
+
+# A tiny pre-training run on `motion_store`: width 1/8, 32 px, 4 blocks of 3 stored frames, one epoch per stage.
+TINY_PRETRAIN = ["model.width=0.125", "model.sizes={rgb: 32, flow_farneback: 32}", "data.num_blocks=4",
+                 "data.block_frames=3", "model.pred_steps=2", "data.batch_size=3", "data.repeats=1", "data.workers=0",
+                 "progress=false", "schedule.cpc_epochs=1", "schedule.cocon_epochs=1"]
+
+
+@pytest.fixture(scope="session")
 def real_clips() -> Path:
     if not REAL_CLIPS.is_dir():
         pytest.skip(f"real clips folder {REAL_CLIPS} is absent")

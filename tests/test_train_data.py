@@ -93,7 +93,7 @@ def synth_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cli_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in sample (6 videos, 3 classes, 128 frames) through `preprocess run --views rgb,flow_dis`."""
     base = tmp_path_factory.mktemp("cli_store")
-    assert run_cli("sample", base / "videos", "--frames", "128") == 0
+    assert run_cli("sample", base / "videos", "--frames", "128", "--per-class", "2") == 0
     assert run_cli("run", "--videos", base / "videos", "--out", base / "store", "--views", "rgb,flow_dis",
                    "--no-progress") == 0
     return base / "store"

@@ -137,6 +137,13 @@ class Evaluation:
                                       self.cfg.progress, desc=f"{view} {what} features"))
         return out[0], out[1]
 
+    def _save_features(self, view: str, gallery: np.ndarray, queries: np.ndarray) -> None:
+        """<run>/<view>/features.npz: the video features, ids and labels of the gallery and the queries."""
+        path = self.cfg.run_dir / view / "features.npz"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, gallery=gallery, gallery_ids=np.array(self.train_ids), gallery_labels=self.train_labels,
+                 queries=queries, query_ids=np.array(self.test_ids), query_labels=self.test_labels)
+
     def analyse_view(self, view: str, gallery: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """Retrieval, class neighbours and every figure of one view; returns its nearest classes (C, k)."""
         a, run_dir = self.cfg.analysis, self.cfg.run_dir
@@ -193,6 +200,7 @@ class Evaluation:
         neighbours: dict[str, np.ndarray] = {}
         for view in self.views:
             feats[view] = self.features(view)
+            self._save_features(view, *feats[view])
             neighbours[view] = self.analyse_view(view, *feats[view])
         if len(self.views) > 1:
             joint = [l2_normalise_rows(np.concatenate([feats[v][k] for v in self.views], axis=1)) for k in (0, 1)]

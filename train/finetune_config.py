@@ -44,6 +44,8 @@ class FinetuneModel:
     init: str = ""                       # train.cocon checkpoint holding the views; "": random init (baseline)
     init_views: dict[str, str] = field(default_factory=dict)  # per-view checkpoint, overriding `init`
     linear_probe: bool = False           # freeze f and g (eval mode), train only BatchNorm + linear head
+    precise_bn_batches: int = 200        # before testing, BatchNorm statistics re-estimated over this many
+                                         # training batches of the final weights (0: keep the running averages)
 
 
 @dataclass

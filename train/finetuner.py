@@ -25,6 +25,7 @@ from .evaluation.metrics import confusion_matrix, per_class_accuracy, topk_accur
 from .finetune_config import FinetuneConfig
 from .loop import all_rng_states, augment_generator, epoch_loader, restore_rng_states
 from .models import VideoClassifier
+from .precise_bn import recalibrate_batchnorm
 from .pretrained import load_view_model
 from .trainer import Diverged, TrainingError, view_kind
 
@@ -189,6 +190,21 @@ class FinetuneRunner:
         out["clips_per_s"] = clips / max(time.perf_counter() - started, 1e-9)
         return out
 
+    def recalibrate(self) -> None:
+        """Precise BatchNorm statistics of the final weights from training batches; saved with the model."""
+        d = self.cfg.data
+        gen = augment_generator(self.dist, self.cfg.seed, self.cfg.epochs, "train")
+        loader = epoch_loader(self.train_set, self.dist, d.batch_size, d.workers, True, self.cfg.seed,
+                              self.cfg.epochs * d.repeats)
+        batches = (b for _ in range(-(-self.cfg.model.precise_bn_batches // max(len(loader), 1))) for b in loader)
+
+        def forward(batch: dict[str, Any]) -> None:
+            self.model(self.augment["train"](batch[self.unit.view].to(self.device, non_blocking=True),
+                                             d.num_blocks, gen))
+
+        if recalibrate_batchnorm(self.model, batches, forward, self.cfg.model.precise_bn_batches):
+            self._save()
+
     def test(self) -> dict[str, Any]:
         """Dense test of the final model: per-video probabilities saved to test_probs.npz; metrics returned."""
         d = self.cfg.data
@@ -212,6 +228,9 @@ class FinetuneRunner:
             from torch.utils.tensorboard import SummaryWriter
             self.unit.dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.unit.dir / "config.yaml")
+            (self.unit.dir / "videos.json").write_text(json.dumps(
+                {"view": self.unit.view, "split": self.unit.split, "label_fraction": self.unit.fraction,
+                 "train": self.unit.train_ids, "test": self.unit.test_ids}, indent=1) + "\n")
             self.writer = SummaryWriter(str(self.unit.dir / "tb"), purge_step=self.step + 1 if self.step else None)
         try:
             while self.epoch < self.cfg.epochs:
@@ -227,6 +246,8 @@ class FinetuneRunner:
                     with open(self.unit.dir / "metrics.jsonl", "a") as fh:
                         fh.write(json.dumps({"epoch": self.epoch, "lr": self.optimizer.param_groups[0]["lr"],
                                              "train": train}) + "\n")
+            if not (self.unit.dir / PREDICTIONS).exists():
+                self.recalibrate()
             metrics = self.test()
             if self.writer is not None:
                 self.writer.add_scalar("test/top1", metrics["top1"], self.epoch)

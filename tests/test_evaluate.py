@@ -1,0 +1,67 @@
+"""`python -m train.evaluate`: retrieval and the CoCon analyses end to end, features on disk, errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.image import imread
+
+from tests.conftest import ROOT
+from train.evaluate import alignment_pairs
+from train.evaluate import main as evaluate_main
+from train.evaluation.metrics import recall_at_k
+
+CONFIG = ROOT / "configs" / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
+TINY = ["model.width=0.125", "data.num_blocks=4", "data.block_frames=3", "data.workers=0", "progress=false",
+        "data.split=null", "data.holdout=0.5", "model.sizes={rgb: 32, flow_farneback: 32}", "data.views=[]"]
+
+
+def _run(store: Path, out: Path, *extra: str) -> int:
+    return evaluate_main(["--config", str(CONFIG), f"data.root={store}", f"out={out}", *TINY, *extra])
+
+
+def test_evaluation_report_metrics_and_figures(motion_store, motion_checkpoint, tmp_path, capsys):
+    rc = _run(motion_store, tmp_path, f"checkpoint={motion_checkpoint}", "name=ev", "analysis.alignment_blocks=6")
+    assert rc == 0, capsys.readouterr().err
+    run = tmp_path / "ev"
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["views"] == ["rgb", "flow_farneback"] and m["queries"] == 6 and m["gallery"] == 6
+    for view in ("rgb", "flow_farneback"):
+        with np.load(run / view / "features.npz") as f:
+            np.testing.assert_allclose(np.linalg.norm(f["queries"], axis=1), 1.0, rtol=1e-9)
+            expect = recall_at_k(f["queries"], f["query_labels"], f["gallery"], f["gallery_labels"], (1, 5, 10, 20))
+        got = m["results"][view]["recall"]
+        assert [got[str(k)] for k in (1, 5, 10, 20)] == [expect[k] for k in (1, 5, 10, 20)]
+        assert got["20"] == 1.0  # a gallery of 6 holds every class
+        align = m["results"][view]["alignment"][0]
+        assert align["videos"][0].split("/")[0] == align["videos"][1].split("/")[0]  # a same-class pair
+    c = m["results"]["consistency"]
+    assert c["classes"] == 3 and c["k"] == 2 and c["min_shared"] == 2 and 0 <= c["count"] <= 3
+    report = (run / "report.md").read_text()
+    assert "| all views |" in report and "Inter-class relationships" in report
+    figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    assert len(figures) == 2 * 4  # per view: t-SNE, histograms, neighbour strips, one alignment
+    for rel in figures:
+        img = imread(run / rel)
+        assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 0
+
+
+def test_alignment_pairs_prefer_same_class_videos():
+    assert alignment_pairs(np.array([0, 1, 0, 1, 2]), 2) == [(0, 2), (1, 3)]
+    assert alignment_pairs(np.array([0, 1, 2]), 2) == [(0, 1), (1, 2)]
+    assert alignment_pairs(np.array([0, 0]), 0) == []
+
+
+def test_random_initialisation_needs_views(motion_store, tmp_path, capsys):
+    assert _run(motion_store, tmp_path, "checkpoint=") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: without a checkpoint, name the views to evaluate with data.views=[...]"
+
+
+def test_checkpoint_of_another_width_is_one_line(motion_store, motion_checkpoint, tmp_path, capsys):
+    assert _run(motion_store, tmp_path, f"checkpoint={motion_checkpoint}", "model.width=0.25") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "this config asks for depth 18 and width 0.25" in err
