@@ -112,6 +112,7 @@ def test_a_finished_run_is_refused_without_resume_and_skipped_with_it(motion_sto
     (["model.init=", "model.linear_probe=true"], "model.linear_probe needs model.init"),
     (["data.splits=[1]"], "no video of the store is in split '1'"),
     (["data.label_fractions=[0]"], "data.label_fractions must list fractions in (0, 1]"),
+    (["data.batch_size=1"], "data.batch_size must be at least 2 per process"),
 ])
 def test_bad_setups_are_one_line(motion_store, motion_checkpoint, tmp_path, capsys, extra, message):
     rc = _run(motion_store, tmp_path, f"model.init={motion_checkpoint}", "data.views=[rgb]", *extra)

@@ -64,3 +64,37 @@ def test_torchrun_two_processes_trains_both_stages(sample_videos, tmp_path):
         state = torch.load(tmp_path / "runs" / "sample" / stage / "checkpoint.pth", weights_only=False)
         assert state["epoch"] == 1 and len(state["rng"]) == 2        # one RNG state per rank
     assert res.stderr.count("cocon epoch 1/1") == 1                  # rank 0 alone reports
+
+
+def test_torchrun_finetune_gathers_every_test_window_once(motion_store, tmp_path):
+    """Fine-tuning under torchrun: each rank tests its share of the windows; the gathered per-video probabilities
+    equal a single process scoring every window with the final checkpoint."""
+    import numpy as np
+
+    from train.data import DenseClips, ViewAugment
+    from train.distributed import DistInfo
+    from train.evaluation.metrics import video_probabilities
+    from train.finetuner import predict_windows
+    from train.models import VideoClassifier
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "train.finetune",
+           "--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
+           f"data.root={motion_store}", f"out={tmp_path}", "name=ddp", "data.views=[flow_farneback]", "model.init=",
+           "model.width=0.125", "model.sizes={flow_farneback: 32}", "data.num_blocks=4", "data.block_frames=2",
+           "data.batch_size=2", "data.test_batch_size=2", "data.workers=0", "data.splits=[]", "data.holdout=0.25",
+           "data.repeats=1", "epochs=1", "model.precise_bn_batches=2", "progress=false"]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    unit = tmp_path / "ddp" / "holdout" / "labels100" / "flow_farneback"
+    state = torch.load(unit / "checkpoint.pth", weights_only=False)
+    assert len(state["rng"]) == 2
+    model = VideoClassifier(2, 3, width=0.125, num_blocks=4)
+    model.load_state_dict(state["model"])
+    with np.load(unit / "test_probs.npz") as f:
+        ids, probs = [str(i) for i in f["ids"]], f["probs"]
+    test = DenseClips(motion_store, ["flow_farneback"], video_ids=ids, num_blocks=4, block_frames=2)
+    assert len(ids) == 3 and len(test) == 9  # an odd window count: the sampler pads one rank with a repeat
+    logits, videos = predict_windows(model, test, ViewAugment("flow", 32, train=False), "flow_farneback",
+                                     DistInfo(), batch_size=3, workers=0, amp=False)
+    np.testing.assert_allclose(video_probabilities(logits, videos, len(ids)), probs, rtol=1e-5, atol=1e-6)

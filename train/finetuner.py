@@ -90,6 +90,9 @@ class FinetuneRunner:
             raise TrainingError(f"{unit.dir.name}: the {len(self.train_set)} training videos of {unit.view} do not "
                                 f"fill one batch of {d.batch_size} x {dist.world_size} process(es): lower "
                                 f"data.batch_size")
+        if d.batch_size < 2 and not (dist.distributed and dist.device.type == "cuda"):
+            raise TrainingError("data.batch_size must be at least 2 per process: the classifier's BatchNorm needs "
+                                "two clips to normalise (SyncBatchNorm on several GPUs excepted)")
         meta = self.train_set.store.view_meta[unit.view]
         kind, size = view_kind(meta), cfg.model.sizes.get(unit.view, int(meta["size"]))
         self.augment = {split: ViewAugment(kind, size, train=split == "train", grey_p=cfg.augment.grey_p,
