@@ -117,6 +117,18 @@ def _strip_init_cfg(node: Any) -> None:
             _strip_init_cfg(item)
 
 
+def _raise_score_thresholds(node: Any, minimum: float) -> None:
+    """Lift every `score_thr` of a detector's test_cfg to at least `minimum`. Exact for the boxes kept here
+    (score >= minimum): a box is only suppressed by higher-scored ones, which pass the threshold too; and
+    NMS then sees a few boxes instead of thousands."""
+    if isinstance(node, dict):
+        for key in list(node.keys()):
+            if key == "score_thr" and isinstance(node[key], (int, float)):
+                node[key] = max(float(node[key]), minimum)
+            else:
+                _raise_score_thresholds(node[key], minimum)
+
+
 def load_state(model: Any, checkpoint: str | os.PathLike | None, option: str) -> tuple[str, dict]:
     """Load a local checkpoint into `model` strictly; returns (sha256[:16] or "random-init", its meta).
 
@@ -300,6 +312,7 @@ class MMPose:
         from mmdet.apis import init_detector
         cfg, path = _load_config(det_config, "mmdet", "--det-config")
         _strip_init_cfg(cfg.model)
+        _raise_score_thresholds(cfg.model.get("test_cfg"), DET_SCORE_THRESHOLD)
         self.detector, digest, meta = _build_loaded(init_detector, cfg, path, det_checkpoint, "--det",
                                                     "the detector", self.device)
         classes = (meta.get("dataset_meta") or {}).get("classes") or meta.get("CLASSES") or \

@@ -6,7 +6,9 @@ imports `torchvision.transforms.ToPILImage` at module level. None of these is us
 and plain semantic-segmentation models this project runs (shared/research/deps_probe.md section 4, items 9-10).
 
 `install_shim()` registers placeholder modules in `sys.modules` before mmpose/mmseg are imported: any name
-taken from them is a placeholder class that raises NotImplementedError when called or instantiated. With a
+taken from them is a placeholder class that raises NotImplementedError when called or instantiated, except
+`nms` and `batched_nms`, which are real (plain torch, `preprocess/box_nms.py`), so that single-stage mmdet
+detectors run. With a
 real mmcv build (`mmcv._ext` present) or a real torchvision, it leaves that package alone. Idempotent.
 """
 
@@ -107,7 +109,9 @@ def install_shim() -> None:
         current = sys.modules.get("mmcv.ops")
         if current is None or not getattr(current, _MARK, False):
             # an mmcv.ops imported without mmcv._ext cannot work (it fails at import): replace it
-            _register("mmcv.ops", _OPS_HINT)
+            ops = _register("mmcv.ops", _OPS_HINT)
+            from .box_nms import batched_nms, nms  # the one op the single-stage detectors need, in plain torch
+            ops.nms, ops.batched_nms = nms, batched_nms
     if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
         tv = _register("torchvision", _TV_HINT)
         tv.__version__ = "0.0.0"

@@ -73,7 +73,9 @@ def test_shim_is_idempotent() -> None:
     assert sys.modules["mmcv.ops"] is ops
     if getattr(ops, "__preprocess_stub__", False):
         with pytest.raises(NotImplementedError, match="placeholder"):
-            ops.nms(None, None, 0.5)
+            ops.roi_align(None, None, 7)
+        from preprocess.box_nms import batched_nms
+        assert ops.batched_nms is batched_nms
 
 
 def test_pose_shapes_for_frame_sizes(pose: MMPose) -> None:
@@ -201,3 +203,68 @@ def test_cli_run_with_mm_backends_and_checkpoints(pose: MMPose, seg: MMSeg, cfg_
     meta = json.loads((tmp_path / "s" / "pose" / "view.json").read_text())
     assert meta["params"]["backend"] == "mmpose" and len(meta["params"]["checkpoint_sha256_16"]) == 16
     np.testing.assert_array_equal(store.read("clip", "seg"), seg([frames[0], frames[3]], (64, 85)))
+
+
+def test_plain_torch_nms_matches_mmcv_semantics() -> None:
+    from preprocess.box_nms import batched_nms, nms
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9], [21, 21, 31, 31]],
+                         dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95, 0.3])
+    # IoU(0,1) = 81/119 = 0.68, IoU(0,3) = 90/100 = 0.9, IoU(1,3) = 72/118 = 0.61, IoU(2,4) = 81/119 = 0.68
+    dets, keep = nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [3, 2] and dets[:, 4].tolist() == pytest.approx([0.95, 0.7])
+    _, keep = nms(boxes, scores, iou_threshold=0.65)          # 0.61 <= 0.65: box 1 survives box 3
+    assert keep.tolist() == [3, 1, 2]
+    _, keep = nms(boxes, scores, iou_threshold=0.5, score_threshold=0.75)
+    assert keep.tolist() == [3]
+    # classes: 0, 1, 0, 1, 0 -> box 1 is alone in class 1 with box 3; box 0 (class 0) is kept
+    dets, keep = batched_nms(boxes, scores, torch.tensor([0, 1, 0, 1, 0]), {"type": "nms", "iou_threshold": 0.5})
+    assert keep.tolist() == [3, 0, 2] and dets.shape == (3, 5)
+    _, keep = batched_nms(boxes, scores, torch.tensor([0, 1, 0, 1, 0]),
+                          {"type": "nms", "iou_threshold": 0.5, "class_agnostic": True})
+    assert keep.tolist() == [3, 2]
+    with pytest.raises(NotImplementedError, match="soft_nms"):
+        batched_nms(boxes, scores, torch.zeros(5, dtype=torch.long), {"type": "soft_nms", "iou_threshold": 0.5})
+
+
+DET_CFG = "rtmdet/rtmdet_tiny_8xb32-300e_coco.py"
+
+
+def test_single_stage_detector_boxes_feed_the_pose_model(cfg_dir: Path, tmp_path: Path) -> None:
+    """An mmdet RTMDet (random init, small input) on mmcv-lite: the plain-torch NMS runs, person boxes with
+    score >= 0.5 reach the top-down pose model, and a saved detector checkpoint gives the same boxes."""
+    pytest.importorskip("mmdet")
+    det = Config.fromfile(_shipped("mmdet", DET_CFG))
+    for step in det.test_dataloader.dataset.pipeline:
+        if step["type"] == "Resize":
+            step["scale"] = (160, 160)
+        if step["type"] == "Pad":
+            step["size"] = (160, 160)
+    det.dump(str(tmp_path / "det.py"))
+    torch.manual_seed(0)
+    m = MMPose(str(cfg_dir / "pose_r18.py"), None, device="cpu", det_config=str(tmp_path / "det.py"))
+    assert m.params["person_boxes"]["score_threshold"] == 0.5 and m.detector.cfg.model.test_cfg.score_thr == 0.5
+    frame = _frames(1, 120, 160, seed=3)[0]
+    head = m.detector.bbox_head
+    for cls, reg in zip(head.rtm_cls, head.rtm_reg):          # every anchor point: a confident person whose box
+        torch.nn.init.zeros_(cls.weight)                      # reaches 2 strides each way
+        torch.nn.init.constant_(cls.bias, -10.0)
+        cls.bias.data[m.det_person] = 10.0
+        torch.nn.init.zeros_(reg.weight)
+        torch.nn.init.constant_(reg.bias, 2.0)
+    boxes, scores = m.boxes(frame)
+    assert len(boxes) >= 1 and (scores >= 0.5).all() and boxes.shape[1] == 4
+    assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
+    torch.nn.init.zeros_(m.model.head.final_layer.weight)   # heatmaps of 1 over each crop: the crops show
+    torch.nn.init.ones_(m.model.head.final_layer.bias)
+    out = m([frame], (64, 85))
+    assert out.shape == (1, 64, 85, 17) and out.max() == 255
+    same = MMPose(str(cfg_dir / "pose_r18.py"), None, device="cpu", box_source=lambda f: boxes)
+    same.model.load_state_dict(m.model.state_dict())
+    np.testing.assert_array_equal(same([frame], (64, 85)), out)  # detector boxes = the same boxes given directly
+    ckpt = tmp_path / "det.pth"
+    torch.save({"state_dict": m.detector.state_dict(), "meta": {"dataset_meta": {"classes": ("person", "car")}}}, ckpt)
+    again = MMPose(str(cfg_dir / "pose_r18.py"), None, device="cpu", det_config=str(tmp_path / "det.py"),
+                   det_checkpoint=str(ckpt))
+    assert again.det_person == 0 and len(again.params["person_boxes"]["checkpoint_sha256_16"]) == 16
+    np.testing.assert_allclose(again.boxes(frame)[0], boxes, rtol=1e-5, atol=1e-3)

@@ -29,7 +29,21 @@ def _dockerfile_installs() -> list[str]:
     return [line.split("RUN", 1)[1] for line in text.splitlines() if line.strip().startswith("RUN") and "pip install" in line]
 
 
+def _ci_no_deps_pins() -> dict[str, str]:
+    """Packages .ci/run installs with --no-deps outside setup.cfg (mediapipe), with their pins."""
+    pins = {}
+    for line in (ROOT / ".ci" / "run").read_text().splitlines():
+        if "--no-deps" in line:
+            for token in line.split():
+                m = PIN.match(token)
+                if m:
+                    pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
 def test_dockerfile_installs_the_setup_cfg_pins():
+    extra = _ci_no_deps_pins()
+    assert extra == {"mediapipe": "0.10.21"}
     pins = _setup_pins()
     installs = _dockerfile_installs()
     assert installs, "the Dockerfile installs nothing with pip"
@@ -39,6 +53,9 @@ def test_dockerfile_installs_the_setup_cfg_pins():
                 continue
             tokens = part.split()
             assert "-c" in tokens and tokens[tokens.index("-c") + 1] == "constraints.txt", part
+            if "--no-deps" in tokens:  # the one --no-deps install, exactly as CI does it
+                assert [PIN.match(t) and t for t in tokens if PIN.match(t)] == ["mediapipe==0.10.21"], part
+                continue
             for token in tokens:
                 token = token.strip("\"'")
                 m = PIN.match(token)
@@ -62,3 +79,10 @@ def test_dockerfile_python_matches_setup_cfg():
     cfg.read(ROOT / "setup.cfg")
     base = re.search(r"^FROM\s+python:(\d+\.\d+)", (ROOT / "Dockerfile").read_text(), re.M)
     assert base and cfg["options"]["python_requires"] == f">={base.group(1)},<3.{int(base.group(1).split('.')[1]) + 1}"
+
+
+def test_dockerfile_installs_the_pose_and_openmmlab_stack_as_ci_does():
+    text = (ROOT / "Dockerfile").read_text()
+    assert ".[dask,pose]" in text and "COPY scripts ./scripts" in text
+    assert "bash scripts/install_openmmlab.sh /usr/local" in text                 # python:3.11 image: /usr/local/bin
+    assert "bash scripts/install_openmmlab.sh .venv" in (ROOT / ".ci" / "run").read_text()
