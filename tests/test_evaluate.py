@@ -49,6 +49,24 @@ def test_evaluation_report_metrics_and_figures(motion_store, motion_checkpoint, 
         assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 0
 
 
+def test_per_view_checkpoints_evaluate_cpc_for_the_papers_comparison(motion_store, motion_checkpoint, tmp_path,
+                                                                     capsys):
+    run = motion_checkpoint.parents[1]
+    cpc = {v: run / f"cpc-{v}" / "checkpoint.pth" for v in ("rgb", "flow_farneback")}
+    rc = _run(motion_store, tmp_path, "name=cpc", "analysis.alignment_pairs=0", "analysis.strip_queries=0",
+              f"checkpoints={{rgb: {cpc['rgb']}, flow_farneback: {cpc['flow_farneback']}}}")
+    assert rc == 0, capsys.readouterr().err
+    m = json.loads((tmp_path / "cpc" / "metrics.json").read_text())
+    assert m["views"] == ["rgb", "flow_farneback"] and m["checkpoints"] == {v: str(p) for v, p in cpc.items()}
+    assert "consistency" in m["results"]
+    with np.load(tmp_path / "cpc" / "rgb" / "features.npz") as f:  # other weights than CoCon's: other features
+        cpc_rgb = f["queries"]
+    assert _run(motion_store, tmp_path, "name=cocon", "analysis.alignment_pairs=0", "analysis.strip_queries=0",
+                f"checkpoint={motion_checkpoint}") == 0
+    with np.load(tmp_path / "cocon" / "rgb" / "features.npz") as f:
+        assert not np.allclose(f["queries"], cpc_rgb)
+
+
 def test_alignment_pairs_prefer_same_class_videos():
     assert alignment_pairs(np.array([0, 1, 0, 1, 2]), 2) == [(0, 2), (1, 3)]
     assert alignment_pairs(np.array([0, 1, 2]), 2) == [(0, 1), (1, 2)]

@@ -82,7 +82,8 @@ class Evaluation:
         self.cfg = cfg
         self.dist = DistInfo(device=pick_device(cfg.device))
         d = cfg.data
-        self.views = list(d.views) or (checkpoint_views(cfg.checkpoint) if cfg.checkpoint else [])
+        self.views = list(d.views) or list(cfg.checkpoints) or (
+            checkpoint_views(cfg.checkpoint) if cfg.checkpoint else [])
         if not self.views:
             raise ConfigError("without a checkpoint, name the views to evaluate with data.views=[...]")
         self.store = Store(d.root)
@@ -113,8 +114,8 @@ class Evaluation:
         m, meta = self.cfg.model, self.store.view_meta[view]
         model = CPCModel(int(meta["channels"]), depth=m.depth, width=m.width,
                          num_blocks=max(self.cfg.data.num_blocks, 2), pred_steps=1)
-        if self.cfg.checkpoint:
-            load_view_model(model, self.cfg.checkpoint, view, m.depth, m.width, int(meta["channels"]))
+        if self.cfg.checkpoint_for(view):
+            load_view_model(model, self.cfg.checkpoint_for(view), view, m.depth, m.width, int(meta["channels"]))
         return model.to(self.dist.device)
 
     def _augment(self, view: str) -> ViewAugment:
@@ -215,7 +216,8 @@ class Evaluation:
 
     def report(self) -> Path:
         cfg, a = self.cfg, self.cfg.analysis
-        metrics = {"checkpoint": cfg.checkpoint or "random initialisation", "store": cfg.data.root,
+        metrics = {"checkpoints": {v: cfg.checkpoint_for(v) or "random initialisation" for v in self.views},
+                   "store": cfg.data.root,
                    "split": cfg.data.split or "holdout", "queries": len(self.test_ids), "gallery": len(self.train_ids),
                    "classes": self.names, "views": self.views, "results": self.results}
         rows = [["features"] + [f"R@{k}" for k in a.recall_ks]]
@@ -223,12 +225,12 @@ class Evaluation:
             rows.append([name] + [format_percent(self.results[name]["recall"][str(k)]) for k in a.recall_ks])
         split = f"split {cfg.data.split}" if cfg.data.split is not None else f"a stratified {cfg.data.holdout:g} hold-out"
         sections = [
-            Section("Setup", f"Checkpoint `{metrics['checkpoint']}`, store `{cfg.data.root}`, {split}: "
-                             f"{len(self.test_ids)} test videos query {len(self.train_ids)} training videos. A video's "
-                             f"feature is F = g(f(.)) spatially pooled, averaged over up to "
-                             f"{cfg.data.clips_per_video or 'all'} clips of {cfg.data.num_blocks}x"
-                             f"{cfg.data.block_frames} stored frames, L2-normalised; '{ALL_VIEWS}' concatenates "
-                             f"the views' features."),
+            Section("Setup", "Checkpoints: " + ", ".join(f"{v} `{c}`" for v, c in metrics["checkpoints"].items())
+                    + f"; store `{cfg.data.root}`, {split}: {len(self.test_ids)} test videos query "
+                      f"{len(self.train_ids)} training videos. A video's feature is F = g(f(.)) spatially pooled, "
+                      f"averaged over up to {cfg.data.clips_per_video or 'all'} clips of {cfg.data.num_blocks}x"
+                      f"{cfg.data.block_frames} stored frames, L2-normalised; '{ALL_VIEWS}' concatenates the views' "
+                      f"features."),
             Section("Nearest-neighbour retrieval", "R@k: the fraction of test videos with a training video of "
                     "their class among their k most similar (cosine).", table=rows)]
         if "consistency" in self.results:

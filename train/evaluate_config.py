@@ -56,6 +56,8 @@ class EvalConfig:
     device: str = "auto"
     progress: bool = True
     checkpoint: str = ""                 # a train.cocon checkpoint; "": random initialisation (a baseline)
+    checkpoints: dict[str, str] = field(default_factory=dict)  # per view, overriding `checkpoint` (e.g. the
+                                                               # cpc-<view> checkpoints, to compare with CPC)
     data: EvalData = field(default_factory=EvalData)
     model: EvalModel = field(default_factory=EvalModel)
     analysis: EvalAnalysis = field(default_factory=EvalAnalysis)
@@ -71,6 +73,10 @@ class EvalConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def checkpoint_for(self, view: str) -> str:
+        """The checkpoint `view` is evaluated from ("" for random initialisation)."""
+        return self.checkpoints.get(view, self.checkpoint)
 
     def check(self) -> None:
         d, a = self.data, self.analysis

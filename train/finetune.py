@@ -29,9 +29,9 @@ from .evaluation.figures import plot_confusion
 from .evaluation.metrics import confusion_matrix, ensemble_probabilities, per_class_accuracy, topk_accuracy
 from .evaluation.report import Section, format_percent, write_report
 from .finetune_config import FinetuneConfig
+from .finetuner import FinetuneRunner, Unit, fraction_tag, load_predictions
 from .models import CPCModel
 from .pretrained import load_view_model
-from .finetuner import FinetuneRunner, Unit, fraction_tag, load_predictions
 from .trainer import Diverged, TrainingError, view_kind
 
 EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
