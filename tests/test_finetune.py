@@ -47,9 +47,13 @@ def test_finetuning_from_random_init_beats_chance(motion_store, tmp_path, capsys
         assert f["probs"].shape == (6, 3)
         np.testing.assert_allclose(f["probs"].sum(1), 1.0, rtol=1e-6)
         assert topk_accuracy(f["probs"], f["labels"], (1,))[1] == res["mean"]["flow_farneback"]["top1"]
+        hits = f["probs"].argmax(1) == f["labels"]
+        per_class = [hits[f["labels"] == c].mean() for c in range(3)]
+    assert res["mean"]["flow_farneback"]["per_class_top1"] == pytest.approx(per_class)
     assert len((unit / "metrics.jsonl").read_text().splitlines()) == 8
     report = (tmp_path / "ft" / "report.md").read_text()
     assert "| flow_farneback |" in report and "confusion_flow_farneback.png" in report
+    assert "Per-class top-1 with 100% of the labels" in report and "| zoom |" in report
     _real_png(tmp_path / "ft" / "holdout" / "labels100" / "confusion_flow_farneback.png")
 
 

@@ -87,6 +87,8 @@ def summarise(cfg: FinetuneConfig, units: list[Unit], kinds: dict[str, str], nam
         columns_all = list(next(iter(per_split.values())))
         mean = {c: {k: float(np.mean([per_split[s][c][k] for s in per_split])) for k in ("top1", "top5")}
                 for c in columns_all}
+        for c in columns_all:
+            mean[c]["per_class_top1"] = _nan_mean([per_split[s][c]["per_class_top1"] for s in per_split]).tolist()
         results[ftag] = {"splits": per_split, "mean": mean, "chance": chance}
     metrics = {"views": views, "ensemble_weights": weights, "linear_probe": cfg.model.linear_probe,
                "init": {v: cfg.init_for(v) or "random" for v in views}, "epochs": cfg.epochs,
@@ -103,7 +105,19 @@ def summarise(cfg: FinetuneConfig, units: list[Unit], kinds: dict[str, str], nam
             f"{s} {format_percent(c)}" for s, c in res["chance"].items()) + "."
         sections.append(Section(f"Accuracy with {pct}% of the training labels", text, table=[header] + rows,
                                 figures=[f for f in figures if f.parent.name == ftag]))
+    top = results[fraction_tag(max(cfg.data.label_fractions))]["mean"]
+    sections.append(Section(
+        f"Per-class top-1 with {100 * max(cfg.data.label_fractions):g}% of the labels (mean over splits)",
+        table=[["class"] + list(top)] + [[name] + [format_percent(top[c]["per_class_top1"][i]) for c in top]
+                                         for i, name in enumerate(names)]))
     return write_report(cfg.run_dir, f"Fine-tuning: {cfg.name}", metrics, sections)
+
+
+def _nan_mean(rows: list[list[float]]) -> np.ndarray:
+    """Column means ignoring NaN (a class absent from a split's test videos); NaN where no split has it."""
+    a = np.array(rows, dtype=np.float64)
+    counts = np.isfinite(a).sum(0)
+    return np.where(counts > 0, np.nansum(a, 0) / np.maximum(counts, 1), np.nan)
 
 
 def _setup_text(cfg: FinetuneConfig, weights: dict[str, float]) -> str:
