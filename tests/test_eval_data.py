@@ -67,6 +67,10 @@ def test_dense_clips_cover_each_video_with_half_overlapping_centre_cropped_windo
     assert ds.items[1][1][0] == 3  # the second window starts one block (half a clip) later
     capped = DenseClips(motion_store, ["rgb"], num_blocks=2, block_frames=3, max_windows=2)
     assert len(capped) == 2 * len(capped.records)
+    # every video is longer than 2x3 frames but shorter than 8x5: "skip" would drop them all in training,
+    # a test set keeps each with one spread window
+    long = DenseClips(motion_store, ["rgb"], num_blocks=8, block_frames=5, short="skip")
+    assert len(long.records) == len(ds.records) == 12 and len(long) == 12
 
 
 def test_frozen_classifier_keeps_its_backbone_in_eval_mode_without_gradients():

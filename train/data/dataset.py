@@ -303,10 +303,12 @@ class MultiViewClips(Dataset):
 class DenseClips(MultiViewClips):
     """Every test-time window of every video: the video cut into N-block clips overlapping by `overlap`
     (half, as DPC/CoCon test), centre crop, no flip. Item i is {"index": i, "video": v, "label", <view>...};
-    `max_windows` > 0 keeps that many evenly spaced windows per video (for features over long videos)."""
+    `max_windows` > 0 keeps that many evenly spaced windows per video (for features over long videos).
+    No test video is ever skipped: one shorter than a clip gets one spread window, whatever `short` says."""
 
     def __init__(self, *args: Any, overlap: float = 0.5, max_windows: int = 0, **kwargs: Any) -> None:
         kwargs["train"] = False
+        kwargs["short"] = "spread"
         super().__init__(*args, **kwargs)
         self.items: list[tuple[int, np.ndarray]] = []
         for v, n in enumerate(self.num_frames):
