@@ -4,8 +4,9 @@ Ours (`train.data.MultiViewClips`) reads each clip's window from the HDF5 store 
 the baseline (`bench/baseline_jpeg_loader.py`) opens one JPEG per frame with PIL, as DPC's `pil_loader`,
 from folders written from the same store's frames. Both pick the same N×K window (8×5 stored frames,
 stride 3), do the same integer crop and flip and return uint8 tensors: no float arithmetic in either.
-Measured through `torch.utils.data.DataLoader` with W = 0 (main process) and 1 workers, batch 8;
-one block = K frames of every requested view.
+Ours goes through `train.data.loader.SlotLoader` (what the trainer uses), the baseline through
+`torch.utils.data.DataLoader` (what DPC uses), with W = 0 (main process) and 1 workers, batch 8; each also
+through the other loader, for the record. One block = K frames of every requested view.
 
     .venv/bin/python bench/bench_train_data.py                      # real clips, rgb + flow_farneback
     .venv/bin/python bench/bench_train_data.py --store ROOT --views rgb,flow_tvl1
@@ -33,10 +34,12 @@ from bench._common import (DEFAULT_CLIPS, RESULTS_DIR, environment, fmt, link_cl
                            run_preprocess, short_cmd, shown_command, tree_bytes, write_json)
 from bench.baseline_jpeg_loader import JpegClips, write_jpeg_folders
 from train.data import MultiViewClips
+from train.data.loader import SlotLoader
 
 STRIDE = 3
 SIZE = 128
 FLOOR = "DataLoader alone (no I/O)"
+OURS, OURS_TORCH, BASE, BASE_SLOTS = "ours", "ours, DataLoader", "baseline", "baseline, slot loader"
 
 
 class Canned(Dataset):
@@ -67,6 +70,10 @@ class Repeat(Dataset):
         """Number of samples."""
         return self.length
 
+    def item_spec(self) -> dict[str, Any]:
+        """The wrapped dataset's item shapes (for the slot loader)."""
+        return self.dataset.item_spec()
+
     def __getitem__(self, k: int) -> dict[str, Any]:
         """Sample k % len of epoch k // len."""
         n = len(self.dataset)
@@ -74,9 +81,12 @@ class Repeat(Dataset):
         return self.dataset[k % n]
 
 
-def time_loader(dataset: Any, clips: int, batch_size: int, workers: int) -> dict[str, float]:
-    """Iterate a DataLoader over `clips` samples; time everything after the first batch (worker start-up)."""
-    loader = DataLoader(Repeat(dataset, clips), batch_size=batch_size, num_workers=workers, shuffle=False)
+def time_loader(dataset: Any, clips: int, batch_size: int, workers: int, kind: str = "torch") -> dict[str, float]:
+    """Iterate a loader ("torch": DataLoader, "slots": ours) over `clips` samples; time everything after the
+    first batch (worker start-up)."""
+    repeated = Repeat(dataset, clips)
+    loader = SlotLoader(repeated, range(clips), batch_size, workers) if kind == "slots" else \
+        DataLoader(repeated, batch_size=batch_size, num_workers=workers, shuffle=False)
     it = iter(loader)
     next(it)
     cpu0, t0, n = time.process_time(), time.perf_counter(), 0
@@ -97,16 +107,17 @@ def same_work_check(ours: MultiViewClips, base: JpegClips, views: list[str]) -> 
     return out
 
 
-def measure(datasets: dict[str, Any], workers: list[int], clips: int, batch_size: int,
+def measure(datasets: dict[str, tuple[Any, str]], workers: list[int], clips: int, batch_size: int,
             rounds: int, num_blocks: int) -> list[dict[str, Any]]:
-    """Blocks/s of every loader for every worker count; the median of `rounds` interleaved rounds."""
+    """Blocks/s of every (dataset, loader kind) for every worker count; the median of `rounds` interleaved
+    rounds."""
     rows = []
     for w in workers:
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in datasets}
         for r in range(rounds):
             order = list(datasets) if r % 2 == 0 else list(reversed(datasets))
             for name in order:
-                runs[name].append(time_loader(datasets[name], clips, batch_size, w))
+                runs[name].append(time_loader(*datasets[name][:1], clips, batch_size, w, datasets[name][1]))
         for name, rs in runs.items():
             rates = [x["clips"] * num_blocks / x["seconds"] for x in rs]
             rate = statistics.median(rates)
@@ -122,10 +133,10 @@ def results_table(rows: list[dict[str, Any]]) -> str:
     order = list(dict.fromkeys(r["loader"] for r in rows))
     lines = []
     for (w, name), r in sorted(by.items(), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
-        base = by.get((w, "baseline"))
+        base = by.get((w, BASE))
         lines.append([w if w else "0 (main process)", name, fmt(r["clips_per_s"], 1), fmt(r["blocks_per_s"], 0),
                       fmt(r["blocks_per_s_per_core"], 0),
-                      ratio(r["blocks_per_s"], base["blocks_per_s"]) if name == "ours" and base else None])
+                      ratio(r["blocks_per_s"], base["blocks_per_s"]) if name in (OURS, OURS_TORCH) and base else None])
     return md_table(["workers", "loader", "clips/s", "blocks/s", "blocks/s per worker core", "ours / baseline"],
                     lines)
 
@@ -196,11 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         made["jpeg_write_seconds"] = time.perf_counter() - t
         kwargs = dict(num_blocks=args.num_blocks, block_frames=args.block_frames, train=True, seed=args.seed)
         ours = MultiViewClips(store, views, **kwargs)
-        datasets = {"ours": ours, "baseline": JpegClips(work / "jpeg", store, views, **kwargs)}
-        diff = same_work_check(ours, datasets["baseline"], views)
-        for ds in datasets.values():  # warm the page cache for both
+        base = JpegClips(work / "jpeg", store, views, **kwargs)
+        diff = same_work_check(ours, base, views)
+        for ds in (ours, base):  # warm the page cache for both
             time_loader(ds, len(ds) + args.batch_size, args.batch_size, 0)
-        datasets[FLOOR] = Canned(ours[0], len(ours))
+        datasets = {OURS: (ours, "slots"), OURS_TORCH: (ours, "torch"), BASE: (base, "torch"),
+                    BASE_SLOTS: (base, "slots"), FLOOR: (Canned(ours[0], len(ours)), "torch")}
         rows = measure(datasets, workers, args.samples, args.batch_size, args.rounds, args.num_blocks)
         facts = store_facts(ours, store, work / "jpeg", args.num_blocks * args.block_frames)
         table = results_table(rows)
@@ -217,8 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table)
         print("\n- same work: mean |ours - baseline| on one sample (JPEG loss only): "
               + ", ".join(f"{v} {d:.2f}" for v, d in diff.items()))
+        print(f"- '{OURS}': MultiViewClips through train.data.loader.SlotLoader (what training uses); "
+              f"'{BASE}': the DPC-style JPEG loader through torch's DataLoader (what DPC uses); the other two "
+              f"rows swap the loaders")
         print(f"- '{FLOOR}': the same batches made from one prepared sample, no reading or cutting: the "
-              f"DataLoader's own cost (collate; with workers, the shared-memory transfer), paid by both loaders")
+              f"DataLoader's own cost (collate; with workers, the shared-memory transfer)")
         print(f"\nwrote {path}")
     finally:
         if tmp is not None:

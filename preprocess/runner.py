@@ -6,6 +6,7 @@ dask backend (`--scheduler`). On a cluster, N array jobs each take the shards k 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -62,6 +63,19 @@ def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] 
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise UserError(f"--shard must be in [0, --num-shards); got --shard {shard} --num-shards {num_shards}")
     return shard, num_shards
+
+
+def keep_recorded_compression(root: Path, views: Iterable[str], options: ViewOptions) -> ViewOptions:
+    """Options in which every view that already exists under `root` keeps the compression it was made with
+    (a store begun before a default changed goes on as it began), unless --compression names it."""
+    chosen = dict(options.compression)
+    for view in views:
+        path = view_dir(root, view) / VIEW_META
+        if view not in chosen and path.exists():
+            recorded = json.loads(path.read_text()).get("compression")
+            if recorded:
+                chosen[view] = recorded
+    return dataclasses.replace(options, compression=chosen)
 
 
 def ensure_view_meta(root: Path, computers: Iterable) -> None:
@@ -162,6 +176,7 @@ def write_failures_table(root: Path, manifest: Manifest) -> Path:
 def run(cfg: RunConfig) -> int:
     """Run (or resume) a preprocessing job; returns the exit status."""
     root = Path(cfg.out)
+    cfg = dataclasses.replace(cfg, options=keep_recorded_compression(Path(cfg.out), cfg.views, cfg.options))
     computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
     try:
         videos = load_video_list(cfg.videos, cfg.dataset, cfg.annotations)

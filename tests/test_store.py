@@ -161,6 +161,9 @@ def test_verify_reports_duplicates(store_root, tmp_path, capsys):
     assert rc == 1 and lines == ["rgb: video 'pan/pan_01' stored twice (shards 0 and 2)"]
 
 
+ZSTD_FILTER = "32015"  # HDF5 registered filter id of Zstandard (h5py lists plugin filters by id)
+
+
 def test_a_run_with_other_settings_is_refused(store_root, sample_videos, tmp_path, capsys):
     root = _copy(store_root, tmp_path)
     capsys.readouterr()
@@ -169,6 +172,24 @@ def test_a_run_with_other_settings_is_refused(store_root, sample_videos, tmp_pat
     assert len(err) == 1 and "flow_tvl1 was made with other settings (params differ" in err[0]
     assert run_cli("run", "--videos", sample_videos, "--out", root, "--stride", "2", "--no-progress") == 2
     assert "was made with --stride 3, this run asks 2" in capsys.readouterr().err
+
+
+def test_an_existing_view_keeps_the_compression_it_was_made_with(sample_videos, tmp_path, capsys):
+    """A store begun with another rgb compression (e.g. before the default changed) goes on with it; naming a
+    different one explicitly is refused like any other setting that would change the bytes."""
+    root = tmp_path / "s"
+    args = ["run", "--videos", sample_videos, "--out", root, "--views", "rgb", "--no-progress", "--num-shards", "2"]
+    assert run_cli(*args, "--shard", "0", "--compression", "rgb=zstd-1") == 0
+    assert run_cli(*args, "--shard", "1") == 0                       # the default (lz4) is not imposed
+    assert json.loads((root / "rgb" / "view.json").read_text())["compression"] == "zstd-1"
+    for shard in sorted((root / "rgb").glob("shard-*.h5")):
+        with h5py.File(shard) as f:
+            first = next(iter(f["videos"].values()))["frames"]
+            assert ZSTD_FILTER in first._filters, shard.name
+    capsys.readouterr()
+    assert run_cli(*args, "--compression", "rgb=lz4") == 2
+    assert "compression differ" in capsys.readouterr().err
+    assert run_cli("verify", root) == 0
 
 
 def test_adding_a_view_later_leaves_the_others_untouched(store_root, sample_videos, tmp_path):

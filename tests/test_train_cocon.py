@@ -158,3 +158,19 @@ def test_existing_run_needs_resume(store, tmp_path, capsys):
     assert "exists: pass --resume to continue it" in capsys.readouterr().err
     assert train_main(args + ["--resume"]) == 0
     assert "cpc-rgb: finished earlier" in capsys.readouterr().err
+
+
+def test_worker_processes_give_the_same_training_as_the_main_process(store, tmp_path, capsys):
+    """Items depend only on (seed, epoch, index): with 2 worker processes or none, the slot loader (and,
+    separately, the DataLoader) feeds identical batches, so the weights after a stage are identical."""
+    weights = {}
+    for name, extra in (("main", ["data.workers=0"]), ("slots", ["data.workers=2"]),
+                        ("torch-main", ["data.workers=0", "data.loader=torch"]),
+                        ("torch", ["data.workers=2", "data.loader=torch"])):
+        rc = train_main(_args(store, tmp_path / name, "schedule.stage=cpc", "schedule.cpc_epochs=2",
+                              "data.views=[rgb]", *extra))
+        assert rc == 0, capsys.readouterr().err
+        weights[name] = _weights(tmp_path / name / "sample" / "cpc-rgb" / "checkpoint.pth")
+    for name, ref in (("slots", "main"), ("torch", "torch-main")):
+        for k, v in weights[ref].items():
+            torch.testing.assert_close(weights[name][k], v, rtol=0, atol=0, msg=f"{name}: {k}")

@@ -34,7 +34,8 @@ class DataConfig:
     crop_fraction: float = 0.875         # square crop side / short side, before resizing to the input size
     batch_size: int = 16                 # per process (per GPU)
     repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
-    workers: int = 4                     # DataLoader workers per process
+    workers: int = 4                     # data worker processes per process
+    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Config:
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
         "data.short_videos": ("spread", "skip"),
+        "data.loader": ("slots", "torch"),
         "loss.sync_penalty": ("squared", "l1"),
         "loss.granularity": ("block", "clip"),
         "schedule.stage": ("cpc", "cocon", "both"),

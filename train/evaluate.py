@@ -135,7 +135,7 @@ class Evaluation:
         out = []
         for what, ids in (("train", self.train_ids), ("test", self.test_ids)):
             out.append(video_features(model, self._clips(view, ids), aug, view, self.dist, d.batch_size, d.workers,
-                                      self.cfg.progress, desc=f"{view} {what} features"))
+                                      self.cfg.progress, desc=f"{view} {what} features", loader_kind=d.loader))
         return out[0], out[1]
 
     def _save_features(self, view: str, gallery: np.ndarray, queries: np.ndarray) -> None:

@@ -26,6 +26,7 @@ class EvalData:
     clips_per_video: int = 10            # evenly spaced windows averaged per video; 0: every window
     batch_size: int = 16
     workers: int = 4
+    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
 
 
 @dataclass
@@ -62,7 +63,8 @@ class EvalConfig:
     model: EvalModel = field(default_factory=EvalModel)
     analysis: EvalAnalysis = field(default_factory=EvalAnalysis)
 
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"data.short_videos": ("spread", "skip"), "model.depth": (18, 34)}
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"data.short_videos": ("spread", "skip"), "model.depth": (18, 34),
+                                                      "data.loader": ("slots", "torch")}
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "analysis.tsne_classes",
         "analysis.nearest_classes", "analysis.alignment_blocks", "analysis.strip_k"})

@@ -30,6 +30,7 @@ class FinetuneData:
     batch_size: int = 16                 # per process
     repeats: int = 1                     # passes over the training videos per epoch (small sets)
     workers: int = 4
+    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
     test_overlap: float = 0.5            # dense test windows overlap by half a clip (DPC/CoCon)
     test_batch_size: int = 0             # windows per test batch; 0: data.batch_size
 
@@ -79,7 +80,8 @@ class FinetuneConfig:
     optim: FinetuneOptim = field(default_factory=FinetuneOptim)
     augment: FinetuneAugment = field(default_factory=FinetuneAugment)
 
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"data.short_videos": ("spread", "skip"), "model.depth": (18, 34)}
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"data.short_videos": ("spread", "skip"), "model.depth": (18, 34),
+                                                      "data.loader": ("slots", "torch")}
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "epochs", "optim.lr",
         "log_every"})

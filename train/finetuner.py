@@ -51,11 +51,12 @@ def fraction_tag(fraction: float) -> str:
 
 
 def predict_windows(model: nn.Module, dataset: DenseClips, augment: ViewAugment, view: str, dist: DistInfo,
-                    batch_size: int, workers: int, amp: bool, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                    batch_size: int, workers: int, amp: bool, progress: bool = False,
+                    loader_kind: str = "slots") -> tuple[np.ndarray, np.ndarray]:
     """Logits (M, C) of every window of `dataset` and the video each belongs to (M,), in dataset order; each
     rank scores its share and every rank gets the whole result."""
     model.eval()
-    loader = epoch_loader(dataset, dist, batch_size, workers, train=False, seed=0, epoch=0)
+    loader = epoch_loader(dataset, dist, batch_size, workers, train=False, seed=0, epoch=0, loader=loader_kind)
     index, logits = [], []
     with torch.no_grad():
         for batch in tqdm(loader, desc="test windows", disable=not (progress and dist.is_main), leave=False,
@@ -63,7 +64,7 @@ def predict_windows(model: nn.Module, dataset: DenseClips, augment: ViewAugment,
             x = augment(batch[view].to(dist.device, non_blocking=True), dataset.num_blocks)
             with torch.autocast(dist.device.type, dtype=torch.float16, enabled=amp):
                 out = model(x)
-            index.append(batch["index"].numpy())
+            index.append(batch["index"].numpy().copy())  # batches may be views of reused memory
             logits.append(out.float().cpu().numpy())
     parts = gather_objects((np.concatenate(index), np.concatenate(logits)))
     idx = np.concatenate([p[0] for p in parts])
@@ -153,7 +154,8 @@ class FinetuneRunner:
         gen = augment_generator(self.dist, self.cfg.seed, self.epoch, "train")
         steps = d.repeats * (len(self.train_set) // (d.batch_size * self.dist.world_size))
         batches = (b for r in range(d.repeats) for b in epoch_loader(
-            self.train_set, self.dist, d.batch_size, d.workers, True, self.cfg.seed, self.epoch * d.repeats + r))
+            self.train_set, self.dist, d.batch_size, d.workers, True, self.cfg.seed, self.epoch * d.repeats + r,
+            d.loader))
         sums = {"loss": 0.0, "top1": 0.0}
         n = clips = 0
         started = time.perf_counter()
@@ -198,7 +200,7 @@ class FinetuneRunner:
         d = self.cfg.data
         gen = augment_generator(self.dist, self.cfg.seed, self.cfg.epochs, "train")
         loader = epoch_loader(self.train_set, self.dist, d.batch_size, d.workers, True, self.cfg.seed,
-                              self.cfg.epochs * d.repeats)
+                              self.cfg.epochs * d.repeats, d.loader)
         batches = (b for _ in range(-(-self.cfg.model.precise_bn_batches // max(len(loader), 1))) for b in loader)
 
         def forward(batch: dict[str, Any]) -> None:
@@ -212,7 +214,7 @@ class FinetuneRunner:
         """Dense test of the final model: per-video probabilities saved to test_probs.npz; metrics returned."""
         d = self.cfg.data
         logits, videos = predict_windows(self.net, self.test_set, self.augment["test"], self.unit.view, self.dist,
-                                         d.test_batch_size or d.batch_size, d.workers, self.amp, self.cfg.progress)
+                                         d.test_batch_size or d.batch_size, d.workers, self.amp, self.cfg.progress, d.loader)
         probs = video_probabilities(logits, videos, len(self.test_set.records))
         labels = np.array([r.label for r in self.test_set.records])
         acc = topk_accuracy(probs, labels, ks=(1, 5))

@@ -12,13 +12,13 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -190,9 +190,9 @@ class StageRunner:
         barrier()
 
     # -- loop ----------------------------------------------------------------------------------
-    def _loader(self, dataset: MultiViewClips, train: bool, epoch: int) -> DataLoader:
+    def _loader(self, dataset: MultiViewClips, train: bool, epoch: int) -> Iterable[dict[str, Any]]:
         d = self.cfg.data
-        return epoch_loader(dataset, self.dist, d.batch_size, d.workers, train, self.cfg.seed, epoch)
+        return epoch_loader(dataset, self.dist, d.batch_size, d.workers, train, self.cfg.seed, epoch, d.loader)
 
     def _inputs(self, batch: dict[str, Any], split: str, generator: torch.Generator) -> dict[str, torch.Tensor]:
         return {v: self.augment[v][split](batch[v].to(self.device, non_blocking=True), self.cfg.data.num_blocks,

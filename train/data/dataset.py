@@ -254,6 +254,14 @@ class MultiViewClips(Dataset):
         """Ids of the sampled videos, in dataset order."""
         return [r.id for r in self.records]
 
+    def item_spec(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Shape and dtype of every key of an item (all items alike), for loaders that preallocate batches."""
+        length = self.num_blocks * self.block_frames
+        spec: dict[str, tuple[tuple[int, ...], torch.dtype]] = {"index": ((), torch.int64), "label": ((), torch.int64)}
+        for cut in self.cuts:
+            spec[cut.name] = ((length, cut.side, cut.side, int(self.store.view_meta[cut.name]["channels"])), torch.uint8)
+        return spec
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose random draws `__getitem__` makes."""
         if epoch < 0:
@@ -319,6 +327,9 @@ class DenseClips(MultiViewClips):
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def item_spec(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        return {**super().item_spec(), "video": ((), torch.int64)}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not -len(self) <= index < len(self):

@@ -20,12 +20,13 @@ from .metrics import l2_normalise_rows
 
 
 def video_features(model: CPCModel, dataset: DenseClips, augment: ViewAugment, view: str, dist: DistInfo,
-                   batch_size: int, workers: int, progress: bool = False, desc: str = "features") -> np.ndarray:
+                   batch_size: int, workers: int, progress: bool = False, desc: str = "features",
+                   loader_kind: str = "slots") -> np.ndarray:
     """(V, D) L2-normalised mean of F over every window `dataset` holds of each of its V videos."""
     model.eval()
     sums = np.zeros((len(dataset.records), model.out_dim))
     counts = np.zeros(len(dataset.records))
-    loader = epoch_loader(dataset, dist, batch_size, workers, train=False, seed=0, epoch=0)
+    loader = epoch_loader(dataset, dist, batch_size, workers, train=False, seed=0, epoch=0, loader=loader_kind)
     with torch.no_grad():
         for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True):
             x = augment(batch[view].to(dist.device, non_blocking=True), dataset.num_blocks)
