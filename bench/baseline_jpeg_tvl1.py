@@ -14,7 +14,6 @@ Videos run in parallel with joblib, one OpenCV thread per worker. Training subsa
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
