@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from train.evaluation.figures import (plot_alignment, plot_confusion, plot_cosine_histograms, plot_neighbour_strips,
-                                      plot_tsne)
-from train.evaluation.metrics import pair_cosines, soft_alignment
+from train.evaluation.figures import (plot_alignment, plot_class_similarity, plot_confusion, plot_cosine_histograms,
+                                      plot_neighbour_strips, plot_tsne)
+from train.evaluation.metrics import class_similarity, nearest_classes, pair_cosines, soft_alignment
 from train.evaluation.report import Section, format_percent, write_report
 
 
@@ -59,6 +59,17 @@ def test_plot_tsne_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     first = _check_png(plot_tsne(features, labels, names, tmp_path / "1.png", "t-SNE", seed=3))
     second = _check_png(plot_tsne(features, labels, names, tmp_path / "2.png", "t-SNE", seed=3))
     np.testing.assert_array_equal(first, second)
+
+
+def test_plot_class_similarity_outlines_nearest_classes(tmp_path: Path) -> None:
+    features, labels = _clustered(6, 3)
+    sim = class_similarity(features, labels, 7)              # class 6 has no video: a blank row and column
+    near = nearest_classes(sim, 2)
+    image = _check_png(plot_class_similarity(sim, near, [f"c{i}" for i in range(7)], tmp_path / "cs.png", "rgb"))
+    red = (image[..., 0] > 0.9) & (image[..., 1] < 0.2) & (image[..., 2] < 0.2)
+    assert red.sum() > 50                                    # the outlines are drawn
+    with pytest.raises(ValueError, match="one name per class"):
+        plot_class_similarity(sim, near, ["a"], tmp_path / "bad.png", "bad")
 
 
 def test_plot_cosine_histograms(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def test_evaluation_report_metrics_and_figures(motion_store, motion_checkpoint, 
     report = (run / "report.md").read_text()
     assert "| all views |" in report and "Inter-class relationships" in report
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
-    assert len(figures) == 2 * 4  # per view: t-SNE, histograms, neighbour strips, one alignment
+    assert len(figures) == 2 * 5  # per view: class similarity, t-SNE, histograms, neighbour strips, one alignment
     for rel in figures:
         img = imread(run / rel)
         assert img.shape[0] > 100 and img.shape[1] > 100 and img.std() > 0

@@ -28,7 +28,8 @@ from .data.splits import class_names, split_ids
 from .distributed import DistInfo, pick_device
 from .evaluate_config import EvalConfig
 from .evaluation.features import block_features, video_features
-from .evaluation.figures import plot_alignment, plot_cosine_histograms, plot_neighbour_strips, plot_tsne
+from .evaluation.figures import (plot_alignment, plot_class_similarity, plot_cosine_histograms,
+                                 plot_neighbour_strips, plot_tsne)
 from .evaluation.metrics import (class_similarity, consistency, l2_normalise_rows, nearest_classes,
                                  nearest_neighbours, pair_cosines, recall_at_k, soft_alignment)
 from .evaluation.report import Section, format_percent, write_report
@@ -160,6 +161,8 @@ class Evaluation:
             "cosine_other_class_mean": float(other.mean()) if len(other) else None,
         }
         figs = self.figures[view]
+        figs.append(plot_class_similarity(sim, neighbours, self.names, run_dir / view / "class_similarity.png",
+                                          f"class similarity of test videos, {view}"))
         figs.append(plot_tsne(queries, self.test_labels, self.names, run_dir / view / "tsne.png",
                               f"t-SNE of test videos, {view}", seed=self.cfg.seed, max_classes=a.tsne_classes))
         figs.append(plot_cosine_histograms(same, other, run_dir / view / "cosine_histograms.png",

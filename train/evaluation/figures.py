@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .metrics import smooth
 
@@ -79,6 +80,34 @@ def plot_confusion(confusion: np.ndarray, class_names: Sequence[str], path: str 
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_class_similarity(similarity: np.ndarray, neighbours: np.ndarray, class_names: Sequence[str],
+                          path: str | os.PathLike, title: str) -> Path:
+    """Class-to-class mean cosine similarity (C, C) as a heat map, each class's nearest classes (row of
+    `neighbours`, -1 = none) outlined; classes without test videos (NaN rows) left blank."""
+    similarity = np.asarray(similarity, dtype=np.float64)
+    c = similarity.shape[0]
+    if similarity.ndim != 2 or similarity.shape[1] != c or c == 0 or len(class_names) != c:
+        raise ValueError(f"need a square similarity matrix and one name per class, got {similarity.shape} "
+                         f"and {len(class_names)} names")
+    side = float(np.clip(2.5 + 0.3 * c, 4.0, 16.0))
+    fig = _figure(side + 1.0, side)
+    ax = fig.add_subplot()
+    shown = np.ma.masked_invalid(similarity)
+    image = ax.imshow(shown, cmap="viridis", interpolation="nearest")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="mean cosine similarity")
+    for i, row in enumerate(np.asarray(neighbours)):
+        for j in row:
+            if j >= 0:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red",
+                                       linewidth=1.5 if c <= 30 else 0.6))
+    if c <= 60:
+        ticks = np.arange(c)
+        ax.set_xticks(ticks, list(class_names), rotation=90, fontsize=7)
+        ax.set_yticks(ticks, list(class_names), fontsize=7)
+    ax.set_title(f"{title} (red: each row's nearest classes)")
     return _save(fig, path)
 
 
