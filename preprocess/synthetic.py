@@ -84,14 +84,15 @@ def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25
 
 
 def _sample_steps(size: tuple[int, int]) -> dict[str, list[np.ndarray]]:
-    """Per class, the per-frame motions of its videos: directions alternate, so that no class is one direction."""
+    """Per class, the per-frame motions of its videos: one kind of motion per class (pan right, turn
+    anticlockwise, zoom in), its videos differing in speed and angle, so that held-out videos are learnable."""
     h, w = size
     c = (w / 2.0, h / 2.0)
     return {
-        "pan": [affine_step(dx=1.5, dy=0.3), affine_step(dx=-1.2, dy=0.5), affine_step(dx=0.4, dy=-1.4),
-                affine_step(dx=-0.6, dy=-1.1)],
-        "rotate": [affine_step(angle_deg=a, center=c) for a in (1.0, -0.8, 0.6, -1.2)],
-        "zoom": [affine_step(scale=s, center=c) for s in (1.01, 0.99, 1.012, 0.988)],
+        "pan": [affine_step(dx=1.5, dy=0.3), affine_step(dx=1.2, dy=-0.5), affine_step(dx=1.8, dy=0.6),
+                affine_step(dx=1.0, dy=-0.2)],
+        "rotate": [affine_step(angle_deg=a, center=c) for a in (1.0, 0.8, 1.2, 0.6)],
+        "zoom": [affine_step(scale=s, center=c) for s in (1.010, 1.008, 1.012, 1.006)],
     }
 
 
