@@ -18,9 +18,9 @@ COPY scripts ./scripts
 RUN pip install -c constraints.txt ".[dask,pose]" \
     && python -c "import torch, cv2, av, h5py, hdf5plugin; cv2.optflow.DualTVL1OpticalFlow_create()"
 # The pose/segmentation views: mediapipe (the offline default; --no-deps, or it pulls jax and a second
-# OpenCV) and the OpenMMLab stack (mmcv-lite + preprocess/mmcv_shim.py; the models run on the GPU, and
-# single-stage mmdet detectors work through the plain-torch NMS). For two-stage detectors, build mmcv 2.1.0
-# with its CUDA ops in a CUDA devel image instead (recipe in scripts/install_openmmlab.sh).
+# OpenCV) and the OpenMMLab stack (mmcv-lite + preprocess/mmcv_shim.py; the models run on the GPU, mmdet
+# detectors through the plain-torch NMS and RoIAlign). For detectors needing other ops, or for speed, build
+# mmcv 2.1.0 with its CUDA ops in a CUDA devel image instead (recipe in scripts/install_openmmlab.sh).
 RUN pip install -c constraints.txt --no-deps mediapipe==0.10.21 \
     && bash scripts/install_openmmlab.sh /usr/local
 

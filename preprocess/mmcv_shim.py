@@ -7,8 +7,8 @@ and plain semantic-segmentation models this project runs (shared/research/deps_p
 
 `install_shim()` registers placeholder modules in `sys.modules` before mmpose/mmseg are imported: any name
 taken from them is a placeholder class that raises NotImplementedError when called or instantiated, except
-`nms` and `batched_nms`, which are real (plain torch, `preprocess/box_nms.py`), so that single-stage mmdet
-detectors run. With a
+`nms`, `batched_nms` (`preprocess/box_nms.py`) and `RoIAlign` (`preprocess/roi_align.py`), which are real
+(plain torch), so that single- and two-stage mmdet detectors run. With a
 real mmcv build (`mmcv._ext` present) or a real torchvision, it leaves that package alone. Idempotent.
 """
 
@@ -101,6 +101,20 @@ def _has_real_ops() -> bool:
         return False
 
 
+def _provide_plain_torch_ops(ops: types.ModuleType) -> None:
+    """Real stand-ins for the ops detectors need (NMS; RoIAlign for two-stage ones), reachable both as
+    `mmcv.ops.<name>` and from their submodules (`from mmcv.ops.nms import batched_nms`), as in mmcv."""
+    from .box_nms import batched_nms, nms
+    from .roi_align import RoIAlign, roi_align
+    for module, names in (("nms", {"nms": nms, "batched_nms": batched_nms}),
+                          ("roi_align", {"RoIAlign": RoIAlign, "roi_align": roi_align})):
+        sub = _register(f"mmcv.ops.{module}", _OPS_HINT)
+        for name, obj in names.items():
+            setattr(sub, name, obj)
+    for name, obj in (("nms", nms), ("batched_nms", batched_nms), ("RoIAlign", RoIAlign), ("roi_align", roi_align)):
+        setattr(ops, name, obj)                  # after the submodules: `mmcv.ops.nms` is the function, as in mmcv
+
+
 def install_shim() -> None:
     """Register the stand-ins where needed; call before importing mmpose / mmseg / mmdet. Idempotent."""
     if importlib.util.find_spec("mmcv") is None:
@@ -110,8 +124,7 @@ def install_shim() -> None:
         if current is None or not getattr(current, _MARK, False):
             # an mmcv.ops imported without mmcv._ext cannot work (it fails at import): replace it
             ops = _register("mmcv.ops", _OPS_HINT)
-            from .box_nms import batched_nms, nms  # the one op the single-stage detectors need, in plain torch
-            ops.nms, ops.batched_nms = nms, batched_nms
+            _provide_plain_torch_ops(ops)
     if "torchvision" not in sys.modules and importlib.util.find_spec("torchvision") is None:
         tv = _register("torchvision", _TV_HINT)
         tv.__version__ = "0.0.0"

@@ -73,7 +73,7 @@ def test_shim_is_idempotent() -> None:
     assert sys.modules["mmcv.ops"] is ops
     if getattr(ops, "__preprocess_stub__", False):
         with pytest.raises(NotImplementedError, match="placeholder"):
-            ops.roi_align(None, None, 7)
+            ops.deform_conv2d(None, None)
         from preprocess.box_nms import batched_nms
         assert ops.batched_nms is batched_nms
 
@@ -227,31 +227,63 @@ def test_plain_torch_nms_matches_mmcv_semantics() -> None:
         batched_nms(boxes, scores, torch.zeros(5, dtype=torch.long), {"type": "soft_nms", "iou_threshold": 0.5})
 
 
-DET_CFG = "rtmdet/rtmdet_tiny_8xb32-300e_coco.py"
+def _force_rtmdet(det, person: int) -> None:
+    """Every anchor point a confident person whose box reaches 2 strides each way."""
+    head = det.bbox_head
+    for cls, reg in zip(head.rtm_cls, head.rtm_reg):
+        torch.nn.init.zeros_(cls.weight)
+        torch.nn.init.constant_(cls.bias, -10.0)
+        cls.bias.data[person] = 10.0
+        torch.nn.init.zeros_(reg.weight)
+        torch.nn.init.constant_(reg.bias, 2.0)
 
 
-def test_single_stage_detector_boxes_feed_the_pose_model(cfg_dir: Path, tmp_path: Path) -> None:
-    """An mmdet RTMDet (random init, small input) on mmcv-lite: the plain-torch NMS runs, person boxes with
-    score >= 0.5 reach the top-down pose model, and a saved detector checkpoint gives the same boxes."""
+def _force_faster_rcnn(det, person: int) -> None:
+    """Every anchor a confident proposal; every RoI a confident person kept at its proposal's box."""
+    rpn = det.rpn_head
+    torch.nn.init.zeros_(rpn.rpn_cls.weight)
+    torch.nn.init.constant_(rpn.rpn_cls.bias, 10.0)
+    torch.nn.init.zeros_(rpn.rpn_reg.weight)
+    torch.nn.init.zeros_(rpn.rpn_reg.bias)
+    head = det.roi_head.bbox_head
+    torch.nn.init.zeros_(head.fc_cls.weight)
+    torch.nn.init.constant_(head.fc_cls.bias, -10.0)
+    head.fc_cls.bias.data[person] = 10.0
+    torch.nn.init.zeros_(head.fc_reg.weight)
+    torch.nn.init.zeros_(head.fc_reg.bias)
+
+
+DETECTORS = {"rtmdet": ("rtmdet/rtmdet_tiny_8xb32-300e_coco.py", _force_rtmdet),
+             "faster_rcnn": ("faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", _force_faster_rcnn)}
+
+
+@pytest.mark.parametrize("kind", list(DETECTORS))
+def test_detector_boxes_feed_the_pose_model(kind: str, cfg_dir: Path, tmp_path: Path) -> None:
+    """mmdet detectors (single-stage RTMDet, two-stage Faster R-CNN; random init, small input) on mmcv-lite:
+    the plain-torch NMS and RoIAlign run, person boxes with score >= 0.5 reach the top-down pose model exactly
+    as the same boxes given directly, and a saved detector checkpoint gives the same boxes."""
     pytest.importorskip("mmdet")
-    det = Config.fromfile(_shipped("mmdet", DET_CFG))
+    rel, force = DETECTORS[kind]
+    det = Config.fromfile(_shipped("mmdet", rel))
     for step in det.test_dataloader.dataset.pipeline:
         if step["type"] == "Resize":
             step["scale"] = (160, 160)
         if step["type"] == "Pad":
             step["size"] = (160, 160)
+    if kind == "faster_rcnn":  # ResNet-18, fewer proposals (the plain-torch NMS is a Python loop)
+        det.model.backbone.depth = 18
+        det.model.neck.in_channels = [64, 128, 256, 512]
+        det.model.test_cfg.rpn.nms_pre = 200
+        det.model.test_cfg.rpn.max_per_img = 100
+        det.model.test_cfg.rcnn.max_per_img = 6
+    else:
+        det.model.test_cfg.max_per_img = 6   # a few people: every box is a pose crop
     det.dump(str(tmp_path / "det.py"))
     torch.manual_seed(0)
     m = MMPose(str(cfg_dir / "pose_r18.py"), None, device="cpu", det_config=str(tmp_path / "det.py"))
-    assert m.params["person_boxes"]["score_threshold"] == 0.5 and m.detector.cfg.model.test_cfg.score_thr == 0.5
+    assert m.params["person_boxes"]["score_threshold"] == 0.5
     frame = _frames(1, 120, 160, seed=3)[0]
-    head = m.detector.bbox_head
-    for cls, reg in zip(head.rtm_cls, head.rtm_reg):          # every anchor point: a confident person whose box
-        torch.nn.init.zeros_(cls.weight)                      # reaches 2 strides each way
-        torch.nn.init.constant_(cls.bias, -10.0)
-        cls.bias.data[m.det_person] = 10.0
-        torch.nn.init.zeros_(reg.weight)
-        torch.nn.init.constant_(reg.bias, 2.0)
+    force(m.detector, m.det_person)
     boxes, scores = m.boxes(frame)
     assert len(boxes) >= 1 and (scores >= 0.5).all() and boxes.shape[1] == 4
     assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
