@@ -60,6 +60,7 @@ def run(cfg: Config, resume: bool) -> int:
     check_data(cfg)
     dist = init_distributed(cfg.device)
     torch.manual_seed(cfg.seed + dist.rank)
+    finished = False
     try:
         for stage in plan_stages(cfg):
             runner = StageRunner(cfg, stage, dist, resume=resume)
@@ -71,8 +72,9 @@ def run(cfg: Config, resume: bool) -> int:
         if dist.is_main:
             print(f"run folder {cfg.run_dir}: checkpoints and config.yaml per stage; "
                   f"TensorBoard: tensorboard --logdir {cfg.run_dir}", file=sys.stderr)
+        finished = True
     finally:
-        shutdown()
+        shutdown(synchronise=finished)  # after an error, other ranks may never arrive
     return 0
 
 

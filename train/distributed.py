@@ -99,8 +99,12 @@ def barrier() -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
+def shutdown(synchronise: bool = False) -> None:
+    """Leave the process group; with `synchronise`, first wait for every rank (a rank that tears down gloo
+    while another still talks to it can abort with "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        if synchronise:
+            dist.barrier()
         dist.destroy_process_group()
 
 

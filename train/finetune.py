@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(cfg: FinetuneConfig, resume: bool) -> int:
     store = Store(cfg.data.root)
+    finished = False
     try:
         names = class_names(store)
         absent = [v for v in cfg.data.views if v not in store.view_meta]
@@ -184,8 +185,9 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
         if dist.is_main:
             report = summarise(cfg, units, kinds, names)
             print(f"report: {report}", file=sys.stderr)
+        finished = True
     finally:
-        shutdown()
+        shutdown(synchronise=finished)  # after an error, other ranks may never arrive
     return 0
 
 

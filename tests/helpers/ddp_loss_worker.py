@@ -27,7 +27,7 @@ def main(out: str) -> None:
     if dist.is_main:
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
         torch.save({"values": values, "grads": grads}, out)
-    shutdown()
+    shutdown(synchronise=True)
 
 
 if __name__ == "__main__":
