@@ -32,7 +32,8 @@ def epoch_loader(dataset: Dataset, dist: DistInfo, batch_size: int, workers: int
     sampler.set_epoch(epoch)
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)
-    if loader == "slots" and hasattr(dataset, "item_spec"):
+    forks = workers == 0 or "fork" in torch.multiprocessing.get_all_start_methods()
+    if loader == "slots" and hasattr(dataset, "item_spec") and forks:  # no fork (Windows): the DataLoader
         return SlotLoader(dataset, list(sampler), batch_size, workers, drop_last=train)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
                       pin_memory=dist.device.type == "cuda", persistent_workers=False)
