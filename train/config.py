@@ -81,8 +81,22 @@ class ScheduleConfig:
     cocon_epochs: int = 60
 
 
+class RunSchema:
+    """What every command's config shares: its run folder <out>/<name> and its dict form (for checkpoints)."""
+
+    name: str
+    out: str
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
-class Config:
+class Config(RunSchema):
     name: str = "run"                    # the run folder is <out>/<name>
     out: str = "runs"
     seed: int = 0
@@ -107,13 +121,6 @@ class Config:
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps",
         "loss.temperature", "optim.lr", "log_every"})
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out) / self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def check(self) -> None:
         """Rules that tie several keys together (one-line ConfigError)."""

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from .config import ConfigError
+from .config import ConfigError, RunSchema
 
 
 @dataclass
@@ -50,7 +48,7 @@ class EvalAnalysis:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(RunSchema):
     name: str = "evaluate"
     out: str = "runs"
     seed: int = 0
@@ -68,13 +66,6 @@ class EvalConfig:
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "analysis.tsne_classes",
         "analysis.nearest_classes", "analysis.alignment_blocks", "analysis.strip_k"})
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out) / self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def checkpoint_for(self, view: str) -> str:
         """The checkpoint `view` is evaluated from ("" for random initialisation)."""

@@ -3,12 +3,10 @@ linear-probe), from which checkpoint, and how. Same loader and override rules as
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from .config import ConfigError
+from .config import ConfigError, RunSchema
 
 # CoCon's ensemble weights (COCON:test/test.py): rgb 2, flow 2, seg 1, pose (keypoint heatmaps) 1, by view kind.
 DEFAULT_ENSEMBLE_WEIGHTS: dict[str, float] = {"rgb": 2.0, "flow": 2.0, "seg": 1.0, "pose": 1.0}
@@ -66,7 +64,7 @@ class FinetuneAugment:
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(RunSchema):
     name: str = "finetune"
     out: str = "runs"
     seed: int = 0
@@ -85,13 +83,6 @@ class FinetuneConfig:
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "epochs", "optim.lr",
         "log_every"})
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.out) / self.name
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def check(self) -> None:
         d = self.data
