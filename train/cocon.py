@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
-from preprocess.errors import UserError
-
-from .config import Config, ConfigError, load_config
-from .data import DataError
+from .command import run_command
+from .config import Config
 from .distributed import init_distributed, shutdown
-from .trainer import CHECKPOINT, Diverged, Stage, StageRunner, TrainingError, build_datasets
-
-EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
+from .trainer import CHECKPOINT, Stage, StageRunner, build_datasets
 
 
 def plan_stages(cfg: Config) -> list[Stage]:
@@ -80,18 +75,7 @@ def run(cfg: Config, resume: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        if not Path(cfg.data.root).is_dir():
-            raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
-                              f"`python -m preprocess run` and set data.root")
-        return run(cfg, args.resume)
-    except (ConfigError, DataError, UserError, TrainingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except Diverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DIVERGED
+    return run_command(args.config, args.overrides, Config, lambda cfg: run(cfg, args.resume))
 
 
 if __name__ == "__main__":

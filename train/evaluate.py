@@ -18,11 +18,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from preprocess.errors import UserError
 from preprocess.store import Store
 
 from .checkpoint import load_checkpoint
-from .config import ConfigError, load_config
+from .command import run_command
+from .config import ConfigError
 from .data import DataError, DenseClips, MultiViewClips, ViewAugment
 from .data.splits import class_names, split_ids
 from .distributed import DistInfo, pick_device
@@ -37,7 +37,6 @@ from .models import CPCModel
 from .pretrained import CheckpointMismatch, load_view_model
 from .trainer import view_kind
 
-EXIT_USER_ERROR = 2
 ALL_VIEWS = "all views"
 
 
@@ -275,19 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_command(args.config, args.overrides, EvalConfig, run)
+
+
+def run(cfg: EvalConfig) -> int:
+    """Evaluate every view and write the report."""
+    evaluation = Evaluation(cfg)
     try:
-        cfg = load_config(args.config, args.overrides, schema=EvalConfig)
-        if not Path(cfg.data.root).is_dir():
-            raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
-                              f"`python -m preprocess run` and set data.root")
-        evaluation = Evaluation(cfg)
-        try:
-            report = evaluation.run()
-        finally:
-            evaluation.close()
-    except (ConfigError, DataError, UserError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+        report = evaluation.run()
+    finally:
+        evaluation.close()
     print(f"report: {report}", file=sys.stderr)
     return 0
 

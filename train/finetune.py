@@ -18,10 +18,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from preprocess.errors import UserError
 from preprocess.store import Store
 
-from .config import ConfigError, load_config
+from .command import run_command
 from .data import DataError
 from .data.splits import class_names, split_ids, stratified_fraction
 from .distributed import DistInfo, init_distributed, shutdown
@@ -32,9 +31,8 @@ from .finetune_config import FinetuneConfig
 from .finetuner import FinetuneRunner, Unit, fraction_tag, load_predictions
 from .models import CPCModel
 from .pretrained import load_view_model
-from .trainer import Diverged, TrainingError, view_kind
+from .trainer import TrainingError, view_kind
 
-EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
 ENSEMBLE = "ensemble"
 
 
@@ -193,18 +191,7 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides, schema=FinetuneConfig)
-        if not Path(cfg.data.root).is_dir():
-            raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
-                              f"`python -m preprocess run` and set data.root")
-        return run(cfg, args.resume)
-    except (ConfigError, DataError, UserError, TrainingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except Diverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_DIVERGED
+    return run_command(args.config, args.overrides, FinetuneConfig, lambda cfg: run(cfg, args.resume))
 
 
 if __name__ == "__main__":
