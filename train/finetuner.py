@@ -23,7 +23,7 @@ from .data import DenseClips, MultiViewClips, ViewAugment
 from .distributed import DistInfo, any_rank, barrier, gather_objects, mean_over_ranks
 from .evaluation.metrics import confusion_matrix, per_class_accuracy, topk_accuracy, video_probabilities
 from .finetune_config import FinetuneConfig
-from .loop import all_rng_states, augment_generator, epoch_loader, restore_rng_states
+from .loop import all_rng_states, augment_generator, epoch_loader, optimizer_step, restore_rng_states
 from .models import VideoClassifier
 from .precise_bn import recalibrate_batchnorm
 from .pretrained import load_view_model
@@ -172,13 +172,7 @@ class FinetuneRunner:
                 last = self.ckpt_path if self.ckpt_path.exists() else "none yet (first epoch)"
                 raise Diverged(f"the loss became {loss.item()} fine-tuning {self.unit.dir}, epoch {self.epoch + 1}; "
                                f"last good checkpoint: {last}")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            if self.cfg.optim.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            optimizer_step(loss, self.optimizer, self.scaler, self.model.parameters(), self.cfg.optim.grad_clip)
             self.step += 1
             n += 1
             clips += len(y) * self.dist.world_size

@@ -54,3 +54,16 @@ def all_rng_states() -> list[dict[str, Any]]:
 def restore_rng_states(states: list[dict[str, Any]], rank: int) -> None:
     """Set this rank's RNG states from a checkpoint (a run resumed on fewer ranks reuses the last state)."""
     set_rng_state(states[min(rank, len(states) - 1)])
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   params: Iterable[torch.nn.Parameter], grad_clip: float) -> None:
+    """One step: clear, backpropagate the (AMP-scaled) loss, clip the gradient norm when grad_clip > 0,
+    step and update the scaler."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()

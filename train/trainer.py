@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import MultiViewClips, ViewAugment
 from .distributed import DistInfo, any_rank, barrier, gather_with_grad, mean_over_ranks
-from .loop import all_rng_states, augment_generator, epoch_loader, restore_rng_states
+from .loop import all_rng_states, augment_generator, epoch_loader, optimizer_step, restore_rng_states
 from .losses import cocon_loss, cpc_loss
 from .models import CPCModel
 from .pretrained import load_view_model
@@ -237,13 +237,7 @@ class StageRunner:
                 raise Diverged(f"the loss became {values['total']} in stage {self.stage.name}, epoch "
                                f"{self.epoch + 1}, step {self.step + 1} ({bad or 'on another rank'}); "
                                f"last good checkpoint: {last}")
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(total).backward()
-            if self.cfg.optim.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            optimizer_step(total, self.optimizer, self.scaler, self.model.parameters(), self.cfg.optim.grad_clip)
             self.step += 1
             n += 1
             clips += len(batch["index"]) * self.dist.world_size
