@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from .command import run_command
+from .command import command_parser, run_command
 from .config import Config
 from .distributed import init_distributed, shutdown
 from .trainer import CHECKPOINT, Stage, StageRunner, build_datasets
@@ -33,16 +33,11 @@ def plan_stages(cfg: Config) -> list[Stage]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.cocon", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Overrides are dotted keys of the config, e.g. data.batch_size=8 optim.lr=3e-4 "
-                                       "schedule.stage=cocon name=my_run. The resolved config is saved in every "
-                                       "stage folder. Exit status: 0 done, 2 a usage error, 4 the loss diverged.")
-    p.add_argument("--config", required=True, help="YAML config file (see configs/)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the run from its checkpoints (finished stages are skipped)")
-    return p
+    return command_parser("python -m train.cocon", __doc__,
+                          "Overrides are dotted keys of the config, e.g. data.batch_size=8 optim.lr=3e-4 "
+                          "schedule.stage=cocon name=my_run. The resolved config is saved in every stage folder. "
+                          "Exit status: 0 done, 2 a usage error, 4 the loss diverged.",
+                          "continue the run from its checkpoints (finished stages are skipped)")
 
 
 def check_data(cfg: Config) -> None:

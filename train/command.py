@@ -3,6 +3,7 @@ store exists, run, and turn a user's mistake into one line and its exit status."
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +16,18 @@ from .data import DataError
 from .trainer import Diverged, TrainingError
 
 EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
+
+
+def command_parser(prog: str, doc: str, epilog: str, resume_help: str | None = None) -> argparse.ArgumentParser:
+    """`--config FILE [key=value ...]` (and `--resume` when `resume_help` is given), described by the first
+    paragraph of the command's module docstring `doc`."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML config file (see configs/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    if resume_help is not None:
+        p.add_argument("--resume", action="store_true", help=resume_help)
+    return p
 
 
 def run_command(config: str, overrides: Sequence[str], schema: type, run: Callable[[Any], int]) -> int:

@@ -21,7 +21,7 @@ import numpy as np
 from preprocess.store import Store
 
 from .checkpoint import load_checkpoint
-from .command import run_command
+from .command import command_parser, run_command
 from .config import ConfigError
 from .data import DataError, DenseClips, MultiViewClips, ViewAugment
 from .data.splits import class_names, split_ids
@@ -262,14 +262,9 @@ def _fmt(x: float | None) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Overrides are dotted keys, e.g. checkpoint=runs/x/cocon/checkpoint.pth "
-                                       "data.split=1 analysis.tsne_classes=21 name=my_eval. Exit status: 0 done, "
-                                       "2 a usage error.")
-    p.add_argument("--config", required=True, help="YAML config file (see configs/)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    return p
+    return command_parser("python -m train.evaluate", __doc__,
+                          "Overrides are dotted keys, e.g. checkpoint=runs/x/cocon/checkpoint.pth data.split=1 "
+                          "analysis.tsne_classes=21 name=my_eval. Exit status: 0 done, 2 a usage error.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

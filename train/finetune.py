@@ -20,7 +20,7 @@ import torch
 
 from preprocess.store import Store
 
-from .command import run_command
+from .command import command_parser, run_command
 from .data import DataError
 from .data.splits import class_names, split_ids, stratified_fraction
 from .distributed import DistInfo, init_distributed, shutdown
@@ -144,15 +144,10 @@ def check_inits(cfg: FinetuneConfig, channels: dict[str, int]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m train.finetune", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Overrides are dotted keys, e.g. model.init=runs/x/cocon/checkpoint.pth "
-                                       "data.splits=[1] data.label_fractions=[0.1,1.0] model.linear_probe=true. "
-                                       "Exit status: 0 done, 2 a usage error, 4 the loss diverged.")
-    p.add_argument("--config", required=True, help="YAML config file (see configs/)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
-    p.add_argument("--resume", action="store_true", help="continue the run; finished units are not redone")
-    return p
+    return command_parser("python -m train.finetune", __doc__,
+                          "Overrides are dotted keys, e.g. model.init=runs/x/cocon/checkpoint.pth data.splits=[1] "
+                          "data.label_fractions=[0.1,1.0] model.linear_probe=true. Exit status: 0 done, 2 a usage "
+                          "error, 4 the loss diverged.", "continue the run; finished units are not redone")
 
 
 def run(cfg: FinetuneConfig, resume: bool) -> int:
