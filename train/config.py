@@ -20,22 +20,33 @@ class ConfigError(Exception):
 
 
 @dataclass
-class DataConfig:
+class ClipData:
+    """The data keys every command shares: the store, how clips are cut, and how they are loaded."""
+
     root: str = ""                       # store root made by `python -m preprocess run`
+    num_blocks: int = 8                  # N
+    block_frames: int = 5                # K
+    short_videos: str = "spread"         # "spread": fractional stride, frames repeat; "skip": leave them out
+    crop_fraction: float = 0.875         # square crop side / short side, before resizing to the input size
+    batch_size: int = 16                 # per process (per GPU)
+    workers: int = 4                     # data worker processes per process
+    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
+
+
+# Choices of the keys every command has (ClipData and model.depth); each schema adds its own.
+SHARED_CHOICES: dict[str, tuple[Any, ...]] = {
+    "data.short_videos": ("spread", "skip"), "data.loader": ("slots", "torch"), "model.depth": (18, 34)}
+
+
+@dataclass
+class DataConfig(ClipData):
     views: list[str] = field(default_factory=lambda: ["rgb", "flow_tvl1"])
     train_split: str | None = None       # e.g. "1"; None: every video of the store
     train_subset: str = "train"
     val_split: str | None = None         # None: the training videos, evaluated with centred windows
     val_subset: str = "test"
     val_fraction: float = 1.0            # DPC/CoCon validate on 30% of the test split: 0.3
-    num_blocks: int = 8                  # N
-    block_frames: int = 5                # K
-    short_videos: str = "spread"         # "spread": fractional stride, frames repeat; "skip": leave them out
-    crop_fraction: float = 0.875         # square crop side / short side, before resizing to the input size
-    batch_size: int = 16                 # per process (per GPU)
     repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
-    workers: int = 4                     # data worker processes per process
-    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
 
 
 @dataclass
@@ -111,12 +122,10 @@ class Config(RunSchema):
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
-        "data.short_videos": ("spread", "skip"),
-        "data.loader": ("slots", "torch"),
+        **SHARED_CHOICES,
         "loss.sync_penalty": ("squared", "l1"),
         "loss.granularity": ("block", "clip"),
         "schedule.stage": ("cpc", "cocon", "both"),
-        "model.depth": (18, 34),
     }
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps",

@@ -5,26 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .config import ConfigError, RunSchema
+from .config import SHARED_CHOICES, ClipData, ConfigError, RunSchema
 
 
 @dataclass
-class EvalData:
-    root: str = ""
+class EvalData(ClipData):
     views: list[str] = field(default_factory=list)     # []: every view the checkpoint holds
     split: str | None = "1"              # queries: <split>/test, gallery: <split>/train; None: stratified hold-out
     train_subset: str = "train"
     test_subset: str = "test"
     holdout: float = 0.3
-    num_blocks: int = 8
-    block_frames: int = 5
-    short_videos: str = "spread"
-    crop_fraction: float = 0.875
     overlap: float = 0.5                 # feature windows overlap by half a clip
     clips_per_video: int = 10            # evenly spaced windows averaged per video; 0: every window
-    batch_size: int = 16
-    workers: int = 4
-    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
 
 
 @dataclass
@@ -61,8 +53,7 @@ class EvalConfig(RunSchema):
     model: EvalModel = field(default_factory=EvalModel)
     analysis: EvalAnalysis = field(default_factory=EvalAnalysis)
 
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"data.short_videos": ("spread", "skip"), "model.depth": (18, 34),
-                                                      "data.loader": ("slots", "torch")}
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = SHARED_CHOICES
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "analysis.tsne_classes",
         "analysis.nearest_classes", "analysis.alignment_blocks", "analysis.strip_k"})

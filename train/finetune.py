@@ -152,7 +152,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(cfg: FinetuneConfig, resume: bool) -> int:
     store = Store(cfg.data.root)
-    finished = False
     try:
         names = class_names(store)
         absent = [v for v in cfg.data.views if v not in store.view_meta]
@@ -166,6 +165,7 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
     check_inits(cfg, channels)
     dist: DistInfo = init_distributed(cfg.device)
     torch.manual_seed(cfg.seed + dist.rank)
+    finished = False
     try:
         for unit in units:
             runner = FinetuneRunner(cfg, unit, dist, len(names), resume)

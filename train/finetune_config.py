@@ -6,29 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .config import ConfigError, RunSchema
+from .config import SHARED_CHOICES, ClipData, ConfigError, RunSchema
 
 # CoCon's ensemble weights (COCON:test/test.py): rgb 2, flow 2, seg 1, pose (keypoint heatmaps) 1, by view kind.
 DEFAULT_ENSEMBLE_WEIGHTS: dict[str, float] = {"rgb": 2.0, "flow": 2.0, "seg": 1.0, "pose": 1.0}
 
 
 @dataclass
-class FinetuneData:
-    root: str = ""
+class FinetuneData(ClipData):
     views: list[str] = field(default_factory=lambda: ["rgb"])
     splits: list[str] = field(default_factory=lambda: ["1", "2", "3"])  # []: a stratified hold-out (no split files)
     train_subset: str = "train"
     test_subset: str = "test"
     holdout: float = 0.3                 # with splits: [], this fraction of each class's videos tests
     label_fractions: list[float] = field(default_factory=lambda: [1.0])  # limited labels: [0.01, 0.1, 0.2, 0.5]
-    num_blocks: int = 8
-    block_frames: int = 5
-    short_videos: str = "spread"
-    crop_fraction: float = 0.875
-    batch_size: int = 16                 # per process
     repeats: int = 1                     # passes over the training videos per epoch (small sets)
-    workers: int = 4
-    loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
     test_overlap: float = 0.5            # dense test windows overlap by half a clip (DPC/CoCon)
     test_batch_size: int = 0             # windows per test batch; 0: data.batch_size
 
@@ -78,8 +70,7 @@ class FinetuneConfig(RunSchema):
     optim: FinetuneOptim = field(default_factory=FinetuneOptim)
     augment: FinetuneAugment = field(default_factory=FinetuneAugment)
 
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"data.short_videos": ("spread", "skip"), "model.depth": (18, 34),
-                                                      "data.loader": ("slots", "torch")}
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = SHARED_CHOICES
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "epochs", "optim.lr",
         "log_every"})
