@@ -5,6 +5,7 @@ SyncBatchNorm does that across GPUs)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -23,11 +24,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _torchrun(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Two gloo ranks on this machine; a rank that aborts prints every Python thread's stack (faulthandler)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), *args]
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def test_two_process_loss_and_gradients_equal_one_process(tmp_path):
     out = tmp_path / "ddp.pt"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "tests.helpers.ddp_loss_worker", str(out)]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    res = _torchrun("-m", "tests.helpers.ddp_loss_worker", str(out), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = torch.load(out, weights_only=False)
 
@@ -52,13 +59,11 @@ def test_torchrun_two_processes_trains_both_stages(sample_videos, tmp_path):
     from tests.conftest import run_cli
     store = tmp_path / "store"
     assert run_cli("run", "--videos", sample_videos, "--out", store, "--views", "rgb,flow_dis", "--no-progress") == 0
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "train.cocon",
-           "--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
-           f"data.root={store}", f"out={tmp_path / 'runs'}", "data.views=[rgb, flow_dis]", "data.batch_size=2",
-           "data.repeats=1", "data.workers=0", "model.sizes={rgb: 32, flow_dis: 32}", "schedule.cpc_epochs=1",
-           "schedule.cocon_epochs=1", "progress=false"]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    res = _torchrun("-m", "train.cocon",
+                    "--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
+                    f"data.root={store}", f"out={tmp_path / 'runs'}", "data.views=[rgb, flow_dis]", "data.batch_size=2",
+                    "data.repeats=1", "data.workers=0", "model.sizes={rgb: 32, flow_dis: 32}", "schedule.cpc_epochs=1",
+                    "schedule.cocon_epochs=1", "progress=false")
     assert res.returncode == 0, res.stderr[-3000:]
     for stage in ("cpc-rgb", "cpc-flow_dis", "cocon"):
         state = torch.load(tmp_path / "runs" / "sample" / stage / "checkpoint.pth", weights_only=False)
@@ -77,14 +82,13 @@ def test_torchrun_finetune_gathers_every_test_window_once(motion_store, tmp_path
     from train.finetuner import predict_windows
     from train.models import VideoClassifier
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), "-m", "train.finetune",
-           "--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
-           f"data.root={motion_store}", f"out={tmp_path}", "name=ddp", "data.views=[flow_farneback]", "model.init=",
-           "model.width=0.125", "model.sizes={flow_farneback: 32}", "data.num_blocks=4", "data.block_frames=2",
-           "data.batch_size=2", "data.test_batch_size=2", "data.workers=0", "data.splits=[]", "data.holdout=0.25",
-           "data.repeats=1", "epochs=1", "model.precise_bn_batches=2", "progress=false"]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    res = _torchrun("-m", "train.finetune",
+                    "--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
+                    f"data.root={motion_store}", f"out={tmp_path}", "name=ddp", "data.views=[flow_farneback]",
+                    "model.init=", "model.width=0.125", "model.sizes={flow_farneback: 32}", "data.num_blocks=4",
+                    "data.block_frames=2", "data.batch_size=2", "data.test_batch_size=2", "data.workers=0",
+                    "data.splits=[]", "data.holdout=0.25", "data.repeats=1", "epochs=1",
+                    "model.precise_bn_batches=2", "progress=false")
     assert res.returncode == 0, res.stderr[-3000:]
     unit = tmp_path / "ddp" / "holdout" / "labels100" / "flow_farneback"
     state = torch.load(unit / "checkpoint.pth", weights_only=False)

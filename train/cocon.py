@@ -16,7 +16,7 @@ import torch
 
 from .command import command_parser, run_command
 from .config import Config
-from .distributed import init_distributed, shutdown
+from .distributed import exit_process, init_distributed, shutdown
 from .trainer import CHECKPOINT, Stage, StageRunner, build_datasets
 
 
@@ -74,4 +74,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

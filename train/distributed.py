@@ -4,7 +4,9 @@ rank-0-only side effects. One process without torchrun is simply rank 0 of 1."""
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -115,3 +117,15 @@ def gather_objects(obj: object) -> list[object]:
     out: list[object] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def exit_process(code: int) -> NoReturn:
+    """End a command's process with `code`. A torchrun rank skips interpreter teardown: DDP keeps gloo's
+    worker threads alive past destroy_process_group (PyTorch 2.13), and one of them still running while
+    Python finalises can abort a finished rank ("terminate called without an active exception"), failing
+    the whole job. Checkpoints, TensorBoard files and reports are closed before this point."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -23,7 +23,7 @@ from preprocess.store import Store
 from .command import command_parser, run_command
 from .data import DataError
 from .data.splits import class_names, split_ids, stratified_fraction
-from .distributed import DistInfo, init_distributed, shutdown
+from .distributed import DistInfo, exit_process, init_distributed, shutdown
 from .evaluation.figures import plot_confusion
 from .evaluation.metrics import confusion_matrix, ensemble_probabilities, per_class_accuracy, topk_accuracy
 from .evaluation.report import Section, format_percent, write_report
@@ -190,4 +190,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

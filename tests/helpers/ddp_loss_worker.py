@@ -6,7 +6,7 @@ import sys
 import torch
 
 from train.config import Config
-from train.distributed import init_distributed, mean_over_ranks, shutdown
+from train.distributed import exit_process, init_distributed, mean_over_ranks, shutdown
 from train.trainer import MultiViewModel, Stage, compute_losses
 from tests.helpers.ddp_reference import GLOBAL_BATCH, make_batch, make_models
 
@@ -32,3 +32,4 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    exit_process(0)
