@@ -11,7 +11,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -38,6 +38,7 @@ class ShardTask:
     options: ViewOptions
     decode_threads: int = 1
     cv_threads: int = 1
+    crashed: dict[str, str] = field(default_factory=dict)  # video id -> why its worker died; not retried
 
 
 @dataclass
@@ -82,8 +83,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def process_shard(task: ShardTask) -> ShardResult:
-    """Make the missing views of one shard; publish each view's shard file only when it is complete."""
+def process_shard(task: ShardTask, on_video: Callable[[str], None] | None = None) -> ShardResult:
+    """Make the missing views of one shard; publish each view's shard file only when it is complete.
+    `on_video(id)` is called as each video starts, so that a supervisor knows which one killed a worker."""
     cv2.setNumThreads(task.cv_threads)
     started = time.perf_counter()
     root = Path(task.root)
@@ -101,6 +103,11 @@ def process_shard(task: ShardTask) -> ShardResult:
     decode_s = write_s = 0.0
     try:
         for record in task.records:
+            if record.id in task.crashed:
+                _record_failure(record, task.crashed[record.id], computers, writers, result)
+                continue
+            if on_video is not None:
+                on_video(record.id)
             d, w = _process_video(record, task, computers, writers, result)
             decode_s += d
             write_s += w
@@ -181,7 +188,14 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
         reason = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
         for writer in writers:
             writer.abort_video()
-            writer.add_failure(record.id, record.path, reason)
-        result.failures.extend({"view": w_name, "id": record.id, "path": record.path, "reason": reason}
-                               for w_name in (c.name for c in computers))
+        _record_failure(record, reason, computers, writers, result)
     return decode_s, write_s
+
+
+def _record_failure(record: VideoRecord, reason: str, computers: list, writers: list[ShardWriter],
+                    result: ShardResult) -> None:
+    """Put a failed video, with its reason, into every view's failures record."""
+    for writer in writers:
+        writer.add_failure(record.id, record.path, reason)
+    result.failures.extend({"view": comp.name, "id": record.id, "path": record.path, "reason": reason}
+                           for comp in computers)

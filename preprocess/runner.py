@@ -1,7 +1,8 @@
 """`preprocess run`: plan the shards this task owns, skip finished ones, run the rest in parallel.
 
-Parallelism is joblib's: loky processes on one machine (`--jobs`), or a Dask cluster through joblib's
-dask backend (`--scheduler`). On a cluster, N array jobs each take the shards k with k % N == I.
+On one machine, `--jobs` worker processes that survive a video crashing its worker (worker_pool.py); on a
+Dask cluster (`--scheduler`), joblib's dask backend. Across machines, N array jobs each take the shards
+k with k % N == I.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from data_specs import DatasetError, load_video_list
 
 from .errors import UserError
 from .pipeline import ShardResult, ShardTask, process_shard
+from .worker_pool import run_shards
 from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
@@ -122,7 +124,7 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None) -> Iterat
         return _dask_results(client, tasks)
     if jobs <= 0:
         jobs = max(1, len(os.sched_getaffinity(0)) + 1 + jobs)
-    return _joblib_results(tasks, min(jobs, len(tasks)))
+    return run_shards(tasks, jobs)
 
 
 def _check_reachable(address: str) -> None:
@@ -135,11 +137,6 @@ def _check_reachable(address: str) -> None:
         socket.create_connection((url.hostname, url.port), timeout=10).close()
     except OSError as exc:
         raise UserError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
-
-
-def _joblib_results(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
-    with parallel_config(backend="loky", n_jobs=n_jobs):
-        yield from Parallel(return_as="generator_unordered")(delayed(process_shard)(t) for t in tasks)
 
 
 def _dask_results(client, tasks: list[ShardTask]) -> Iterator[ShardResult]:

@@ -1,0 +1,158 @@
+"""The local worker processes of `preprocess run --jobs N`, made to survive a worker's death.
+
+A video that crashes its decoder (a segfault inside FFmpeg or OpenCV) or that is killed for memory takes
+its worker process with it. Each worker tells the supervisor which video it starts; when a worker dies,
+that video is recorded as failed with the reason, the worker is replaced, and its shard runs again without
+that video (the dead worker's partial shard file is stale and discarded). Other shards go on undisturbed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import sys
+import traceback
+from collections import deque
+from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
+from typing import Iterator
+
+from .errors import UserError
+from .pipeline import ShardResult, ShardTask, StoreWriteError, process_shard
+
+
+class WorkerError(RuntimeError):
+    """A worker failed outside any one video (the store could not be written, a bug): fatal for the run."""
+
+
+def death_cause(exitcode: int | None) -> str:
+    """How a worker process ended, in words: 'died of SIGSEGV (...)' or 'exited with status 1'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = {"SIGKILL": " (out of memory?)", "SIGSEGV": " (a crash inside a native library)"}.get(name, "")
+        return f"died of {name}{hint}"
+    return f"exited with status {exitcode}"
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the supervisor dies (kill -9 of the run)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _serve(conn: Connection) -> None:
+    """A worker: take ShardTasks until told to stop, say which video starts, send back each result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
+    _die_with_parent()
+    while (task := conn.recv()) is not None:
+        try:
+            result = process_shard(task, on_video=lambda video_id: conn.send(("video", video_id)))
+        except BaseException as exc:
+            conn.send(("error", (exc if isinstance(exc, StoreWriteError) else None, traceback.format_exc())))
+            return
+        conn.send(("done", result))
+
+
+@dataclass
+class _Worker:
+    process: mp.process.BaseProcess
+    conn: Connection
+    task: ShardTask | None = None
+    video: str | None = None
+
+
+def _start_worker(ctx: mp.context.BaseContext) -> _Worker:
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_serve, args=(child,), daemon=True, name="preprocess-worker")
+    process.start()
+    child.close()
+    return _Worker(process, parent)
+
+
+def run_shards(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
+    """Every task's result, in the order they finish, from `n_jobs` worker processes (spawned: a worker
+    shares no threads or library state with this process)."""
+    ctx = mp.get_context("spawn")
+    queue = deque(tasks)
+    early_deaths: dict[int, int] = {}
+    workers = [_start_worker(ctx) for _ in range(min(n_jobs, len(tasks)))]
+    try:
+        while True:
+            for i, w in enumerate(workers):
+                if w.task is None and queue:
+                    if not w.process.is_alive():
+                        w = workers[i] = _start_worker(ctx)
+                    w.task, w.video = queue.popleft(), None
+                    w.conn.send(w.task)
+            busy = [w for w in workers if w.task is not None]
+            if not busy:
+                return
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for w in busy:
+                result = _drain(w)
+                if result is not None:
+                    yield result
+                elif w.task is not None and not w.process.is_alive():
+                    queue.appendleft(_after_death(w, early_deaths))
+                    workers[workers.index(w)] = _start_worker(ctx)
+    finally:
+        for w in workers:
+            if w.process.is_alive() and w.task is None:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+        for w in workers:
+            w.process.join(timeout=5 if w.task is None else 0)
+            if w.process.is_alive():
+                w.process.terminate()
+                w.process.join()
+            w.conn.close()
+
+
+def _drain(w: _Worker) -> ShardResult | None:
+    """Read what a worker has said; its result once it has finished its shard."""
+    while w.task is not None:
+        try:
+            if not w.conn.poll():
+                return None
+            kind, payload = w.conn.recv()
+        except (EOFError, OSError):  # it died; the caller sees that from the process
+            return None
+        if kind == "video":
+            w.video = payload
+        elif kind == "done":
+            w.task = w.video = None
+            return payload
+        else:
+            exc, trace = payload
+            if isinstance(exc, StoreWriteError):  # a full disk or a read-only store: the user's to fix
+                raise UserError(f"shard {w.task.shard}: {exc}")
+            raise WorkerError(f"shard {w.task.shard} failed in a worker process:\n{trace}")
+    return None
+
+
+def _after_death(w: _Worker, early_deaths: dict[int, int]) -> ShardTask:
+    """The dead worker's shard again: without the video it died on, now recorded as failed, or, when it died
+    before starting any video (out of memory while loading a model, say), as it was, once."""
+    w.process.join()
+    cause = death_cause(w.process.exitcode)
+    task = w.task
+    assert task is not None
+    if w.video is None:
+        early_deaths[task.shard] = early_deaths.get(task.shard, 0) + 1
+        if early_deaths[task.shard] > 1:
+            raise WorkerError(f"worker processes {cause} twice before starting any video of shard {task.shard}")
+        print(f"warning: a worker process {cause} before starting any video of shard {task.shard}; the shard "
+              f"runs again", file=sys.stderr)
+        return task
+    reason = f"its worker process {cause} while making this video"
+    print(f"warning: video {w.video} of shard {task.shard}: {reason}; it is recorded as failed and the shard "
+          f"runs again without it", file=sys.stderr)
+    return replace(task, crashed={**task.crashed, w.video: reason})
