@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
@@ -108,7 +108,9 @@ def plan(root: Path, manifest: Manifest, views: list[str], task: int, num_tasks:
     return todo
 
 
-def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None) -> Iterator[ShardResult]:
+def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
+             on_videos: Callable[[int], object]) -> Iterator[ShardResult]:
+    """Every task's result as it finishes; `on_videos(n)` as n more videos finish (per shard on Dask)."""
     if not tasks:
         return iter(())
     if scheduler:
@@ -121,10 +123,10 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None) -> Iterat
             client = Client(scheduler, timeout="30s")
         except (OSError, TimeoutError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-        return _dask_results(client, tasks)
+        return _dask_results(client, tasks, on_videos)
     if jobs <= 0:
         jobs = max(1, len(os.sched_getaffinity(0)) + 1 + jobs)
-    return run_shards(tasks, jobs)
+    return run_shards(tasks, jobs, on_videos)
 
 
 def _check_reachable(address: str) -> None:
@@ -139,10 +141,13 @@ def _check_reachable(address: str) -> None:
         raise UserError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
 
-def _dask_results(client, tasks: list[ShardTask]) -> Iterator[ShardResult]:
+def _dask_results(client, tasks: list[ShardTask], on_videos: Callable[[int], object]) -> Iterator[ShardResult]:
+    sizes = {t.shard: len(t.records) for t in tasks}
     try:
         with parallel_config(backend="dask", wait_for_workers_timeout=60):
-            yield from Parallel(return_as="generator_unordered")(delayed(process_shard)(t) for t in tasks)
+            for res in Parallel(return_as="generator_unordered")(delayed(process_shard)(t) for t in tasks):
+                on_videos(sizes[res.shard])
+                yield res
     finally:
         client.close()
 
@@ -198,13 +203,12 @@ def run(cfg: RunConfig) -> int:
     with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True, desc="preprocess",
               file=sys.stderr, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} videos "
                                           "[{elapsed}<{remaining}, {rate_noinv_fmt}]") as bar:
-        for res in _execute(tasks, cfg.jobs, cfg.scheduler):
+        for res in _execute(tasks, cfg.jobs, cfg.scheduler, bar.update):
             totals.videos += res.videos
             totals.stored_frames += res.stored_frames
             totals.decoded_frames += res.decoded_frames
             for key, value in res.seconds.items():
                 totals.seconds[key] = totals.seconds.get(key, 0.0) + value
-            bar.update(len(manifest.shard_records(res.shard)))
     wall = time.time() - started
     failures = collect_failures(root, manifest, cfg.views, owned)
     failed_videos = sorted({f["id"] for f in failures})

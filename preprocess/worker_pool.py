@@ -15,7 +15,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .errors import UserError
 from .pipeline import ShardResult, ShardTask, StoreWriteError, process_shard
@@ -65,6 +65,21 @@ class _Worker:
     conn: Connection
     task: ShardTask | None = None
     video: str | None = None
+    started: int = 0  # videos of its task started so far
+
+
+class _ShardProgress:
+    """Finished videos per shard, each reported once to `report` (say, a progress bar's update), also when a
+    shard runs again after a worker's death."""
+
+    def __init__(self, report: Callable[[int], object] | None) -> None:
+        self.report, self.done = report, {}
+
+    def finished(self, shard: int, count: int) -> None:
+        new = count - self.done.get(shard, 0)
+        if new > 0 and self.report is not None:
+            self.done[shard] = count
+            self.report(new)
 
 
 def _start_worker(ctx: mp.context.BaseContext) -> _Worker:
@@ -75,10 +90,12 @@ def _start_worker(ctx: mp.context.BaseContext) -> _Worker:
     return _Worker(process, parent)
 
 
-def run_shards(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
+def run_shards(tasks: list[ShardTask], n_jobs: int,
+               on_videos: Callable[[int], object] | None = None) -> Iterator[ShardResult]:
     """Every task's result, in the order they finish, from `n_jobs` worker processes (spawned: a worker
-    shares no threads or library state with this process)."""
+    shares no threads or library state with this process). `on_videos(n)`: n more videos are finished."""
     ctx = mp.get_context("spawn")
+    progress = _ShardProgress(on_videos)
     queue = deque(tasks)
     early_deaths: dict[int, int] = {}
     workers = [_start_worker(ctx) for _ in range(min(n_jobs, len(tasks)))]
@@ -88,14 +105,14 @@ def run_shards(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
                 if w.task is None and queue:
                     if not w.process.is_alive():
                         w = workers[i] = _start_worker(ctx)
-                    w.task, w.video = queue.popleft(), None
+                    w.task, w.video, w.started = queue.popleft(), None, 0
                     w.conn.send(w.task)
             busy = [w for w in workers if w.task is not None]
             if not busy:
                 return
             wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
             for w in busy:
-                result = _drain(w)
+                result = _drain(w, progress)
                 if result is not None:
                     yield result
                 elif w.task is not None and not w.process.is_alive():
@@ -116,7 +133,7 @@ def run_shards(tasks: list[ShardTask], n_jobs: int) -> Iterator[ShardResult]:
             w.conn.close()
 
 
-def _drain(w: _Worker) -> ShardResult | None:
+def _drain(w: _Worker, progress: _ShardProgress) -> ShardResult | None:
     """Read what a worker has said; its result once it has finished its shard."""
     while w.task is not None:
         try:
@@ -126,8 +143,10 @@ def _drain(w: _Worker) -> ShardResult | None:
         except (EOFError, OSError):  # it died; the caller sees that from the process
             return None
         if kind == "video":
-            w.video = payload
+            w.video, w.started = payload, w.started + 1
+            progress.finished(w.task.shard, w.started - 1)
         elif kind == "done":
+            progress.finished(w.task.shard, len(w.task.records))
             w.task = w.video = None
             return payload
         else:

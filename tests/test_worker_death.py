@@ -14,15 +14,15 @@ from pathlib import Path
 import h5py
 import pytest
 
-from preprocess.worker_pool import death_cause
+from preprocess.worker_pool import _ShardProgress, death_cause
 from tests.conftest import FAST_TVL1, ROOT, python_cmd, run_cli
 
 VIEWS = ("rgb", "flow_tvl1")
 
 
-def _args(videos: Path, out: Path) -> list[str]:
+def _args(videos: Path, out: Path, progress: bool = False) -> list[str]:
     return ["run", "--videos", str(videos), "--out", str(out), "--views", ",".join(VIEWS), "--tvl1", FAST_TVL1,
-            "--videos-per-shard", "3", "--jobs", "1", "--no-progress"]
+            "--videos-per-shard", "3", "--jobs", "1"] + ([] if progress else ["--no-progress"])
 
 
 def _worker_and_open_video(run_pid: int, videos: Path) -> tuple[int, str] | None:
@@ -53,7 +53,7 @@ def _stored_ids(store: Path, view: str) -> set[str]:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV])
 def test_a_worker_dying_mid_video_fails_that_video_only(sample_videos, tmp_path, sig):
     store = tmp_path / "store"
-    proc = subprocess.Popen(python_cmd() + _args(sample_videos, store), cwd=ROOT, start_new_session=True,
+    proc = subprocess.Popen(python_cmd() + _args(sample_videos, store, progress=True), cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline, found = time.time() + 120, None
@@ -78,8 +78,20 @@ def test_a_worker_dying_mid_video_fails_that_video_only(sample_videos, tmp_path,
     for view in VIEWS:                                                 # every other video, in every view
         assert _stored_ids(store, view) == set(ids.values()) - {victim}
     assert f"warning: video {victim}" in err
+    n = len(ids)
+    assert f"{n}/{n} videos" in err and f"{n + 1}/{n} videos" not in err  # each video counted once
     assert run_cli("verify", store) == 0
     assert run_cli(*_args(sample_videos, store)) == 3                  # a re-run has nothing left to do
+
+
+def test_progress_counts_each_video_once_across_a_shard_rerun():
+    seen: list[int] = []
+    progress = _ShardProgress(seen.append)
+    progress.finished(0, 2)          # 2 videos of shard 0 finished, then its worker died
+    progress.finished(0, 1)          # the re-run passes the same videos again: not counted twice
+    progress.finished(1, 3)
+    progress.finished(0, 4)          # shard 0 done (4 videos)
+    assert seen == [2, 3, 2] and sum(seen) == 7
 
 
 def test_death_causes_read_as_words():
