@@ -10,11 +10,11 @@ from typing import Any, Sequence
 
 from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS
 
-from .errors import UserError
+from .errors import UserError, WorkerError
 from .flow import FLOW_BACKENDS
 from .store.compression import COMPRESSIONS
 
-EXIT_USER_ERROR = 2
+EXIT_USER_ERROR, EXIT_WORKER_ERROR = 2, 1
 
 
 def _key_values(text: str) -> dict[str, str]:
@@ -250,6 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except WorkerError as exc:  # finished shards are kept, as after an interruption
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_WORKER_ERROR
     except KeyboardInterrupt:
         print("interrupted: finished shards are kept; run the same command again to finish", file=sys.stderr)
         return 130

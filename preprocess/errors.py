@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class VideoError(Exception):
     """A single video cannot be processed; it goes into the failures record and the batch goes on."""
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed outside any one video (a bug, or it died twice there): fatal for the run."""

@@ -83,9 +83,10 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def process_shard(task: ShardTask, on_video: Callable[[str], None] | None = None) -> ShardResult:
+def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None = None) -> ShardResult:
     """Make the missing views of one shard; publish each view's shard file only when it is complete.
-    `on_video(id)` is called as each video starts, so that a supervisor knows which one killed a worker."""
+    `on_video(id)` is called as each video starts and `on_video(None)` after the last, so that a supervisor
+    knows which video, if any, a worker that died was making."""
     cv2.setNumThreads(task.cv_threads)
     started = time.perf_counter()
     root = Path(task.root)
@@ -111,6 +112,8 @@ def process_shard(task: ShardTask, on_video: Callable[[str], None] | None = None
             d, w = _process_video(record, task, computers, writers, result)
             decode_s += d
             write_s += w
+        if on_video is not None:
+            on_video(None)
         for writer in writers:
             t = time.perf_counter()
             writer.commit()

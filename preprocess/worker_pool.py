@@ -17,12 +17,8 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterator
 
-from .errors import UserError
+from .errors import UserError, WorkerError
 from .pipeline import ShardResult, ShardTask, StoreWriteError, process_shard
-
-
-class WorkerError(RuntimeError):
-    """A worker failed outside any one video (the store could not be written, a bug): fatal for the run."""
 
 
 def death_cause(exitcode: int | None) -> str:
@@ -65,7 +61,7 @@ class _Worker:
     conn: Connection
     task: ShardTask | None = None
     video: str | None = None
-    started: int = 0  # videos of its task started so far
+    started: int = 0  # videos of its task started so far (each finished when the next starts)
 
 
 class _ShardProgress:
@@ -97,7 +93,7 @@ def run_shards(tasks: list[ShardTask], n_jobs: int,
     ctx = mp.get_context("spawn")
     progress = _ShardProgress(on_videos)
     queue = deque(tasks)
-    early_deaths: dict[int, int] = {}
+    deaths_outside_videos: dict[int, int] = {}
     workers = [_start_worker(ctx) for _ in range(min(n_jobs, len(tasks)))]
     try:
         while True:
@@ -116,7 +112,7 @@ def run_shards(tasks: list[ShardTask], n_jobs: int,
                 if result is not None:
                     yield result
                 elif w.task is not None and not w.process.is_alive():
-                    queue.appendleft(_after_death(w, early_deaths))
+                    queue.appendleft(_after_death(w, deaths_outside_videos))
                     workers[workers.index(w)] = _start_worker(ctx)
     finally:
         for w in workers:
@@ -142,9 +138,9 @@ def _drain(w: _Worker, progress: _ShardProgress) -> ShardResult | None:
             kind, payload = w.conn.recv()
         except (EOFError, OSError):  # it died; the caller sees that from the process
             return None
-        if kind == "video":
-            w.video, w.started = payload, w.started + 1
-            progress.finished(w.task.shard, w.started - 1)
+        if kind == "video":  # a video starts (payload: its id), or the last one is done (None)
+            progress.finished(w.task.shard, w.started)
+            w.video, w.started = payload, w.started + (payload is not None)
         elif kind == "done":
             progress.finished(w.task.shard, len(w.task.records))
             w.task = w.video = None
@@ -157,19 +153,19 @@ def _drain(w: _Worker, progress: _ShardProgress) -> ShardResult | None:
     return None
 
 
-def _after_death(w: _Worker, early_deaths: dict[int, int]) -> ShardTask:
+def _after_death(w: _Worker, deaths_outside_videos: dict[int, int]) -> ShardTask:
     """The dead worker's shard again: without the video it died on, now recorded as failed, or, when it died
-    before starting any video (out of memory while loading a model, say), as it was, once."""
+    outside any video (out of memory while loading a model or writing the shard, say), as it was, once."""
     w.process.join()
     cause = death_cause(w.process.exitcode)
     task = w.task
     assert task is not None
     if w.video is None:
-        early_deaths[task.shard] = early_deaths.get(task.shard, 0) + 1
-        if early_deaths[task.shard] > 1:
-            raise WorkerError(f"worker processes {cause} twice before starting any video of shard {task.shard}")
-        print(f"warning: a worker process {cause} before starting any video of shard {task.shard}; the shard "
-              f"runs again", file=sys.stderr)
+        deaths_outside_videos[task.shard] = deaths_outside_videos.get(task.shard, 0) + 1
+        if deaths_outside_videos[task.shard] > 1:
+            raise WorkerError(f"worker processes {cause} twice on shard {task.shard}, outside any video")
+        print(f"warning: a worker process {cause} on shard {task.shard}, outside any video; the shard runs "
+              f"again", file=sys.stderr)
         return task
     reason = f"its worker process {cause} while making this video"
     print(f"warning: video {w.video} of shard {task.shard}: {reason}; it is recorded as failed and the shard "

@@ -5,6 +5,7 @@ and every other video is stored."""
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -14,7 +15,10 @@ from pathlib import Path
 import h5py
 import pytest
 
-from preprocess.worker_pool import _ShardProgress, death_cause
+from preprocess.errors import WorkerError
+from preprocess.pipeline import ShardTask
+from preprocess.views import ViewOptions
+from preprocess.worker_pool import _after_death, _ShardProgress, _Worker, death_cause
 from tests.conftest import FAST_TVL1, ROOT, python_cmd, run_cli
 
 VIEWS = ("rgb", "flow_tvl1")
@@ -98,3 +102,29 @@ def test_death_causes_read_as_words():
     assert death_cause(-9) == "died of SIGKILL (out of memory?)"
     assert death_cause(-11) == "died of SIGSEGV (a crash inside a native library)"
     assert death_cause(1) == "exited with status 1"
+
+
+def _killed_worker(video: str | None) -> _Worker:
+    """A real process killed with SIGKILL, as the supervisor would find a worker that was making `video`."""
+    ctx = mp.get_context("spawn")
+    parent, _child = ctx.Pipe()
+    process = ctx.Process(target=time.sleep, args=(60,), daemon=True)
+    process.start()
+    os.kill(process.pid, signal.SIGKILL)
+    task = ShardTask("/nowhere", 7, [], ["rgb"], ViewOptions(), crashed={"earlier": "an earlier death"})
+    return _Worker(process, parent, task=task, video=video)
+
+
+def test_a_death_blames_the_video_in_flight_and_keeps_earlier_ones():
+    again = _after_death(_killed_worker("b"), {})
+    assert again.shard == 7 and again.crashed == {
+        "earlier": "an earlier death",
+        "b": "its worker process died of SIGKILL (out of memory?) while making this video"}
+
+
+def test_a_death_outside_any_video_gets_one_more_try_then_stops_the_run():
+    deaths: dict[int, int] = {}
+    again = _after_death(_killed_worker(None), deaths)
+    assert again.crashed == {"earlier": "an earlier death"}           # the same shard, nobody blamed
+    with pytest.raises(WorkerError, match="died of SIGKILL .* twice on shard 7, outside any video"):
+        _after_death(_killed_worker(None), deaths)
