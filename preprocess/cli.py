@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--num-shards", type=int, default=None, metavar="N",
                      help="number of array jobs sharing the store (default: $SLURM_ARRAY_TASK_COUNT, else 1)")
     par.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="run on a Dask cluster (e.g. tcp://host:8786) through joblib's dask backend")
+                     help="run the shards on a Dask cluster (e.g. tcp://host:8786)")
     par.add_argument("--decode-threads", type=_positive_int, default=1, help="FFmpeg decoding threads per worker")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -1,7 +1,7 @@
 """One unit of batch work: decode every video of one shard once and write each missing view's shard.
 
-Runs in a worker process (joblib/loky, Dask, or in-process); a video that fails goes into every
-view's failures record with its reason and the shard goes on.
+Runs in a worker process (worker_pool.py on one machine, or a Dask worker); a video that fails goes into
+every view's failures record with its reason and the shard goes on.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`preprocess run`: plan the shards this task owns, skip finished ones, run the rest in parallel.
 
 On one machine, `--jobs` worker processes that survive a video crashing its worker (worker_pool.py); on a
-Dask cluster (`--scheduler`), joblib's dask backend. Across machines, N array jobs each take the shards
-k with k % N == I.
+Dask cluster (`--scheduler`), Dask's own scheduling with the same isolation (dask_runs.py). As array jobs,
+N tasks each take the shards k with k % N == I.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from data_specs import DatasetError, load_video_list
 
 from .errors import UserError
-from .pipeline import ShardResult, ShardTask, process_shard
+from .dask_runs import run_shards_on_dask
+from .pipeline import ShardResult, ShardTask
 from .worker_pool import run_shards
 from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
@@ -142,12 +142,12 @@ def _check_reachable(address: str) -> None:
 
 
 def _dask_results(client, tasks: list[ShardTask], on_videos: Callable[[int], object]) -> Iterator[ShardResult]:
-    sizes = {t.shard: len(t.records) for t in tasks}
     try:
-        with parallel_config(backend="dask", wait_for_workers_timeout=60):
-            for res in Parallel(return_as="generator_unordered")(delayed(process_shard)(t) for t in tasks):
-                on_videos(sizes[res.shard])
-                yield res
+        try:
+            client.wait_for_workers(1, timeout=60)
+        except TimeoutError:
+            raise UserError(f"the Dask cluster at {client.scheduler.address} has no workers (waited 60 s)") from None
+        yield from run_shards_on_dask(client, tasks, on_videos)
     finally:
         client.close()
 

@@ -154,20 +154,24 @@ def _drain(w: _Worker, progress: _ShardProgress) -> ShardResult | None:
 
 
 def _after_death(w: _Worker, deaths_outside_videos: dict[int, int]) -> ShardTask:
-    """The dead worker's shard again: without the video it died on, now recorded as failed, or, when it died
-    outside any video (out of memory while loading a model or writing the shard, say), as it was, once."""
+    """The dead worker's shard, to run again (see `after_death`)."""
     w.process.join()
-    cause = death_cause(w.process.exitcode)
-    task = w.task
-    assert task is not None
-    if w.video is None:
+    assert w.task is not None
+    return after_death(w.task, w.video, f"its worker process {death_cause(w.process.exitcode)}",
+                       deaths_outside_videos)
+
+
+def after_death(task: ShardTask, video: str | None, cause: str, deaths_outside_videos: dict[int, int]) -> ShardTask:
+    """The shard whose worker died (`cause`, e.g. 'its worker process died of SIGSEGV'), to run again: without
+    `video`, now recorded as failed, or, when it died outside any video (out of memory while loading a model
+    or writing the shard, say), as it was, once; a second such death raises WorkerError."""
+    if video is None:
         deaths_outside_videos[task.shard] = deaths_outside_videos.get(task.shard, 0) + 1
         if deaths_outside_videos[task.shard] > 1:
-            raise WorkerError(f"worker processes {cause} twice on shard {task.shard}, outside any video")
-        print(f"warning: a worker process {cause} on shard {task.shard}, outside any video; the shard runs "
-              f"again", file=sys.stderr)
+            raise WorkerError(f"shard {task.shard}: {cause} twice, outside any video")
+        print(f"warning: shard {task.shard}: {cause} outside any video; the shard runs again", file=sys.stderr)
         return task
-    reason = f"its worker process {cause} while making this video"
-    print(f"warning: video {w.video} of shard {task.shard}: {reason}; it is recorded as failed and the shard "
+    reason = f"{cause} while making this video"
+    print(f"warning: video {video} of shard {task.shard}: {reason}; it is recorded as failed and the shard "
           f"runs again without it", file=sys.stderr)
-    return replace(task, crashed={**task.crashed, w.video: reason})
+    return replace(task, crashed={**task.crashed, video: reason})

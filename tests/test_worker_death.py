@@ -5,6 +5,7 @@ and every other video is stored."""
 from __future__ import annotations
 
 import json
+import threading
 import multiprocessing as mp
 import os
 import signal
@@ -16,6 +17,7 @@ import h5py
 import pytest
 
 from preprocess.errors import WorkerError
+from preprocess.dask_runs import LOST_WORKER
 from preprocess.pipeline import ShardTask
 from preprocess.views import ViewOptions
 from preprocess.worker_pool import _after_death, _ShardProgress, _Worker, death_cause
@@ -30,11 +32,13 @@ def _args(videos: Path, out: Path, progress: bool = False) -> list[str]:
 
 
 def _worker_and_open_video(run_pid: int, videos: Path) -> tuple[int, str] | None:
-    """(pid, video path) of the run's worker while it has a video of `videos` open, else None."""
-    try:
-        children = Path(f"/proc/{run_pid}/task/{run_pid}/children").read_text().split()
-    except OSError:
-        return None
+    """(pid, video path) of a child process of `run_pid` while it has a video of `videos` open, else None."""
+    children = []
+    for thread in Path(f"/proc/{run_pid}/task").glob("*"):    # children of every thread of the process
+        try:
+            children += (thread / "children").read_text().split()
+        except OSError:
+            continue
     for pid in map(int, children):
         try:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -60,32 +64,62 @@ def test_a_worker_dying_mid_video_fails_that_video_only(sample_videos, tmp_path,
     proc = subprocess.Popen(python_cmd() + _args(sample_videos, store, progress=True), cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline, found = time.time() + 120, None
-        while found is None and time.time() < deadline and proc.poll() is None:
-            found = _worker_and_open_video(proc.pid, sample_videos.resolve())
-            time.sleep(0.002)
-        assert found is not None, "never saw the worker with a video open"
-        worker, video_file = found
+        worker, video_file = _wait_for_open_video(proc.pid, sample_videos, proc.poll)
         os.kill(worker, sig)
         _, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 3, err                                   # exit 3: some videos failed
+    victim, n = _only_that_video_failed(store, video_file, f"its worker process {death_cause(-sig)}")
+    assert f"warning: video {victim}" in err
+    assert f"{n}/{n} videos" in err and f"{n + 1}/{n} videos" not in err  # each video counted once
+    assert run_cli(*_args(sample_videos, store)) == 3                  # a re-run has nothing left to do
+
+
+def test_a_dask_worker_dying_mid_video_fails_that_video_only(sample_videos, tmp_path):
+    """On Dask the scheduler gives up on the shard (KilledWorker; allowed-failures 0 here, 3 by default), and
+    the run resubmits it without the video its worker was making."""
+    distributed = pytest.importorskip("dask.distributed")
+    import dask
+    store, outcome = tmp_path / "store", {}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster:
+        args = _args(sample_videos, store) + ["--scheduler", cluster.scheduler_address]
+        run = threading.Thread(target=lambda: outcome.setdefault("rc", run_cli(*args)))
+        run.start()
+        worker, video_file = _wait_for_open_video(os.getpid(), sample_videos, lambda: outcome.get("rc"))
+        os.kill(worker, signal.SIGKILL)
+        run.join(timeout=300)
+    assert outcome.get("rc") == 3
+    _only_that_video_failed(store, video_file, LOST_WORKER)
+
+
+def _wait_for_open_video(parent: int, videos: Path, finished) -> tuple[int, str]:
+    """(pid, video path) of a child of `parent` caught with a video open (the run must not have `finished`)."""
+    deadline = time.time() + 120
+    while time.time() < deadline and finished() is None:
+        found = _worker_and_open_video(parent, videos.resolve())
+        if found is not None:
+            return found
+        time.sleep(0.002)
+    raise AssertionError("never saw a worker with a video open")
+
+
+def _only_that_video_failed(store: Path, video_file: str, cause: str) -> tuple[str, int]:
+    """Check that the video at `video_file` failed in every view with `cause`, that every other video is
+    stored and that the store verifies; (its id, the number of videos)."""
     manifest = json.loads((store / "manifest.json").read_text())
     ids = {str(Path(r["path"]).resolve()): r["id"] for r in manifest["records"]}
     victim = ids[video_file]
-    assert proc.returncode == 3, err                                   # exit 3: some videos failed
     table = (store / "failures.tsv").read_text().splitlines()[1:]
     assert sorted(line.split("\t")[:2] for line in table) == sorted([v, victim] for v in VIEWS)
-    cause = death_cause(-sig)
-    assert all(f"its worker process {cause} while making this video" in line for line in table)
+    assert all(f"\t{cause} while making this video\t" in line for line in table), table
     for view in VIEWS:                                                 # every other video, in every view
         assert _stored_ids(store, view) == set(ids.values()) - {victim}
-    assert f"warning: video {victim}" in err
-    n = len(ids)
-    assert f"{n}/{n} videos" in err and f"{n + 1}/{n} videos" not in err  # each video counted once
     assert run_cli("verify", store) == 0
-    assert run_cli(*_args(sample_videos, store)) == 3                  # a re-run has nothing left to do
+    return victim, len(ids)
 
 
 def test_progress_counts_each_video_once_across_a_shard_rerun():
@@ -126,5 +160,6 @@ def test_a_death_outside_any_video_gets_one_more_try_then_stops_the_run():
     deaths: dict[int, int] = {}
     again = _after_death(_killed_worker(None), deaths)
     assert again.crashed == {"earlier": "an earlier death"}           # the same shard, nobody blamed
-    with pytest.raises(WorkerError, match="died of SIGKILL .* twice on shard 7, outside any video"):
+    with pytest.raises(WorkerError, match=r"shard 7: its worker process died of SIGKILL \(out of memory\?\) twice, "
+                                          r"outside any video"):
         _after_death(_killed_worker(None), deaths)
