@@ -16,7 +16,7 @@ import torch
 
 from .command import command_parser, run_command
 from .config import Config
-from .distributed import exit_process, init_distributed, shutdown
+from .distributed import exit_process, process_group
 from .trainer import CHECKPOINT, Stage, StageRunner, build_datasets
 
 
@@ -48,10 +48,8 @@ def check_data(cfg: Config) -> None:
 
 def run(cfg: Config, resume: bool) -> int:
     check_data(cfg)
-    dist = init_distributed(cfg.device)
-    torch.manual_seed(cfg.seed + dist.rank)
-    finished = False
-    try:
+    with process_group(cfg.device) as dist:
+        torch.manual_seed(cfg.seed + dist.rank)
         for stage in plan_stages(cfg):
             runner = StageRunner(cfg, stage, dist, resume=resume)
             if runner.epoch >= stage.epochs:
@@ -62,9 +60,6 @@ def run(cfg: Config, resume: bool) -> int:
         if dist.is_main:
             print(f"run folder {cfg.run_dir}: checkpoints and config.yaml per stage; "
                   f"TensorBoard: tensorboard --logdir {cfg.run_dir}", file=sys.stderr)
-        finished = True
-    finally:
-        shutdown(synchronise=finished)  # after an error, other ranks may never arrive
     return 0
 
 

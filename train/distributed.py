@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -108,6 +110,19 @@ def shutdown(synchronise: bool = False) -> None:
         if synchronise:
             dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(device_name: str = "auto") -> Iterator[DistInfo]:
+    """init_distributed for the with-block; leaving it, shutdown: after every rank has arrived when the block
+    finished, at once after an error (other ranks may never arrive)."""
+    dist = init_distributed(device_name)
+    finished = False
+    try:
+        yield dist
+        finished = True
+    finally:
+        shutdown(synchronise=finished)
 
 
 def gather_objects(obj: object) -> list[object]:

@@ -23,7 +23,7 @@ from preprocess.store import Store
 from .command import command_parser, run_command
 from .data import DataError
 from .data.splits import class_names, split_ids, stratified_fraction
-from .distributed import DistInfo, exit_process, init_distributed, shutdown
+from .distributed import exit_process, process_group
 from .evaluation.figures import plot_confusion
 from .evaluation.metrics import confusion_matrix, ensemble_probabilities, per_class_accuracy, topk_accuracy
 from .evaluation.report import Section, format_percent, write_report
@@ -163,10 +163,8 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
     finally:
         store.close()
     check_inits(cfg, channels)
-    dist: DistInfo = init_distributed(cfg.device)
-    torch.manual_seed(cfg.seed + dist.rank)
-    finished = False
-    try:
+    with process_group(cfg.device) as dist:
+        torch.manual_seed(cfg.seed + dist.rank)
         for unit in units:
             runner = FinetuneRunner(cfg, unit, dist, len(names), resume)
             if runner.finished:
@@ -178,9 +176,6 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
         if dist.is_main:
             report = summarise(cfg, units, kinds, names)
             print(f"report: {report}", file=sys.stderr)
-        finished = True
-    finally:
-        shutdown(synchronise=finished)  # after an error, other ranks may never arrive
     return 0
 
 
