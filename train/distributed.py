@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 @dataclass
@@ -69,6 +70,17 @@ class _AllGather(torch.autograd.Function):
         stacked = torch.stack(grads)
         dist.all_reduce(stacked)
         return stacked[dist.get_rank()]
+
+
+def wrap_for_ranks(model: nn.Module, info: DistInfo, sync_bn: bool = True) -> tuple[nn.Module, nn.Module]:
+    """(model, net) for training on `info`'s device: across GPUs BatchNorm becomes SyncBatchNorm (when
+    `sync_bn`), and under torchrun `net` is the DistributedDataParallel wrapper of `model`, else `model`."""
+    if info.distributed and info.device.type == "cuda" and sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if not info.distributed:
+        return model, model
+    ids = [info.device.index] if info.device.type == "cuda" else None
+    return model, nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
 def gather_with_grad(t: torch.Tensor) -> torch.Tensor:

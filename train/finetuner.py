@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import save_config
 from .data import DenseClips, MultiViewClips, ViewAugment
-from .distributed import DistInfo, any_rank, barrier, gather_objects, mean_over_ranks
+from .distributed import DistInfo, any_rank, barrier, gather_objects, mean_over_ranks, wrap_for_ranks
 from .evaluation.metrics import confusion_matrix, per_class_accuracy, topk_accuracy, video_probabilities
 from .finetune_config import FinetuneConfig
 from .loop import all_rng_states, augment_generator, epoch_loader, optimizer_step, restore_rng_states
@@ -107,12 +107,7 @@ class FinetuneRunner:
         if self.init:
             load_view_model(self.model.backbone, self.init, unit.view, m.depth, m.width, self.model.in_channels)
         self.model.to(self.device)
-        if dist.distributed and self.device.type == "cuda" and not m.linear_probe:
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.net: nn.Module = self.model
-        if dist.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.model, self.net = wrap_for_ranks(self.model, dist, sync_bn=not m.linear_probe)
         o = cfg.optim
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)

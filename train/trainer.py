@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import MultiViewClips, ViewAugment
-from .distributed import DistInfo, any_rank, barrier, gather_with_grad, mean_over_ranks
+from .distributed import DistInfo, any_rank, barrier, gather_with_grad, mean_over_ranks, wrap_for_ranks
 from .loop import all_rng_states, augment_generator, epoch_loader, optimizer_step, restore_rng_states
 from .losses import cocon_loss, cpc_loss
 from .models import CPCModel
@@ -138,12 +138,7 @@ class StageRunner:
         self.model = MultiViewModel(models).to(self.device)
         for view, path in stage.init_from.items():
             self._load_view_weights(view, path)
-        if dist.distributed and self.device.type == "cuda":
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        self.net: nn.Module = self.model
-        if dist.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.model, self.net = wrap_for_ranks(self.model, dist)
         o = cfg.optim
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
