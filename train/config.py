@@ -92,27 +92,28 @@ class ScheduleConfig:
     cocon_epochs: int = 60
 
 
+@dataclass
 class RunSchema:
-    """What every command's config shares: its run folder <out>/<name> and its dict form (for checkpoints)."""
+    """What every command's config shares: its run folder <out>/<name>, seed, device and progress bars, and
+    its dict form (for checkpoints). Each command sets its own default `name`."""
 
-    name: str
-    out: str
+    name: str                            # the run folder is <out>/<name>
+    out: str = "runs"
+    seed: int = 0
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    progress: bool = True
 
     @property
     def run_dir(self) -> Path:
         return Path(self.out) / self.name
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        return dataclasses.asdict(self)
 
 
 @dataclass
 class Config(RunSchema):
-    name: str = "run"                    # the run folder is <out>/<name>
-    out: str = "runs"
-    seed: int = 0
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N
-    progress: bool = True
+    name: str = "run"
     log_every: int = 10                  # TensorBoard scalars every N steps
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

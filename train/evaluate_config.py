@@ -42,10 +42,6 @@ class EvalAnalysis:
 @dataclass
 class EvalConfig(RunSchema):
     name: str = "evaluate"
-    out: str = "runs"
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
     checkpoint: str = ""                 # a train.cocon checkpoint; "": random initialisation (a baseline)
     checkpoints: dict[str, str] = field(default_factory=dict)  # per view, overriding `checkpoint` (e.g. the
                                                                # cpc-<view> checkpoints, to compare with CPC)

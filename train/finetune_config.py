@@ -58,10 +58,6 @@ class FinetuneAugment:
 @dataclass
 class FinetuneConfig(RunSchema):
     name: str = "finetune"
-    out: str = "runs"
-    seed: int = 0
-    device: str = "auto"
-    progress: bool = True
     log_every: int = 10
     epochs: int = 100
     ensemble_weights: dict[str, float] = field(default_factory=dict)  # by view name or kind; default CoCon's
