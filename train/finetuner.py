@@ -17,13 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import save_config
 from .data import DenseClips, MultiViewClips, ViewAugment
-from .distributed import DistInfo, any_rank, barrier, gather_objects, mean_over_ranks, wrap_for_ranks
+from .distributed import DistInfo, any_rank, gather_objects, mean_over_ranks, wrap_for_ranks
 from .evaluation.metrics import confusion_matrix, per_class_accuracy, topk_accuracy, video_probabilities
 from .finetune_config import FinetuneConfig
-from .loop import all_rng_states, augment_generator, epoch_loader, optimizer_step, restore_rng_states
+from .loop import augment_generator, epoch_loader, load_training_state, optimizer_step, save_training_state
 from .models import VideoClassifier
 from .precise_bn import recalibrate_batchnorm
 from .pretrained import load_view_model
@@ -120,28 +119,21 @@ class FinetuneRunner:
             if not resume:
                 raise TrainingError(f"{self.ckpt_path} exists: pass --resume to continue it, or set name=... "
                                     f"for a new run")
-            state = load_checkpoint(self.ckpt_path, map_location=self.device)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
+            state = load_training_state(self.ckpt_path, dist, self._parts())
             self.epoch, self.step = state["epoch"], state["step"]
-            restore_rng_states(state["rng"], dist.rank)
         self.writer: Any = None
 
     @property
     def finished(self) -> bool:
         return self.epoch >= self.cfg.epochs and (self.unit.dir / PREDICTIONS).exists()
 
+    def _parts(self) -> dict[str, Any]:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
+
     def _save(self) -> None:
-        rngs = all_rng_states()
-        if self.dist.is_main:
-            save_checkpoint(self.ckpt_path, {
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "step": self.step, "rng": rngs, "view": self.unit.view,
-                "num_classes": self.num_classes, "config": self.cfg.to_dict(), "init": self.init})
-        barrier()
+        save_training_state(self.ckpt_path, self.dist, self._parts(), epoch=self.epoch, step=self.step,
+                            view=self.unit.view, num_classes=self.num_classes, config=self.cfg.to_dict(),
+                            init=self.init)
 
     def train_epoch(self) -> dict[str, float]:
         self.net.train()

@@ -1,17 +1,18 @@
 """Pieces every training loop here shares: a per-epoch DataLoader over this rank's share, the seeded
-generator of on-device augmentation, and checkpoint RNG states gathered from every rank."""
+generator of on-device augmentation, and checkpoints of the training state with every rank's RNG states."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from .checkpoint import rng_state, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data.loader import SlotLoader
-from .distributed import DistInfo, gather_objects
+from .distributed import DistInfo, barrier, gather_objects
 
 LOADERS = ("slots", "torch")
 
@@ -54,6 +55,25 @@ def all_rng_states() -> list[dict[str, Any]]:
 def restore_rng_states(states: list[dict[str, Any]], rank: int) -> None:
     """Set this rank's RNG states from a checkpoint (a run resumed on fewer ranks reuses the last state)."""
     set_rng_state(states[min(rank, len(states) - 1)])
+
+
+def save_training_state(path: Path, dist: DistInfo, parts: dict[str, Any], **extra: Any) -> None:
+    """Rank 0 writes each part's state_dict (model, optimizer, scheduler, scaler), every rank's RNG states
+    and `extra` atomically; every rank waits for it (a collective)."""
+    rngs = all_rng_states()
+    if dist.is_main:
+        save_checkpoint(path, {**{name: part.state_dict() for name, part in parts.items()}, "rng": rngs, **extra})
+    barrier()
+
+
+def load_training_state(path: Path, dist: DistInfo, parts: dict[str, Any]) -> dict[str, Any]:
+    """Load each part's state_dict and this rank's RNG states from a save_training_state checkpoint; the
+    checkpoint, for the rest of what it holds (epoch, step, ...)."""
+    state = load_checkpoint(path, map_location=dist.device)
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    restore_rng_states(state["rng"], dist.rank)
+    return state
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

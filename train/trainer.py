@@ -21,11 +21,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import MultiViewClips, ViewAugment
-from .distributed import DistInfo, any_rank, barrier, gather_with_grad, mean_over_ranks, wrap_for_ranks
-from .loop import all_rng_states, augment_generator, epoch_loader, optimizer_step, restore_rng_states
+from .distributed import DistInfo, any_rank, gather_with_grad, mean_over_ranks, wrap_for_ranks
+from .loop import augment_generator, epoch_loader, load_training_state, optimizer_step, save_training_state
 from .losses import cocon_loss, cpc_loss
 from .models import CPCModel
 from .pretrained import load_view_model
@@ -163,26 +162,17 @@ class StageRunner:
         model = self.model.views[view]
         load_view_model(model, path, view, self.cfg.model.depth, self.cfg.model.width, model.in_channels)
 
+    def _parts(self) -> dict[str, Any]:
+        return {"model": self.model, "optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler}
+
     def _restore(self) -> None:
-        state = load_checkpoint(self.ckpt_path, map_location=self.device)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        state = load_training_state(self.ckpt_path, self.dist, self._parts())
         self.epoch, self.step, self.best_val = state["epoch"], state["step"], state["best_val"]
-        restore_rng_states(state["rng"], self.dist.rank)
 
     def _save(self) -> None:
-        rngs = all_rng_states()
-        if self.dist.is_main:
-            save_checkpoint(self.ckpt_path, {
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "step": self.step, "best_val": self.best_val, "rng": rngs,
-                "views": self.stage.views, "config": self.cfg.to_dict(),
-                "view_channels": {v: self.model.views[v].in_channels for v in self.stage.views},
-            })
-        barrier()
+        save_training_state(self.ckpt_path, self.dist, self._parts(), epoch=self.epoch, step=self.step,
+                            best_val=self.best_val, views=self.stage.views, config=self.cfg.to_dict(),
+                            view_channels={v: self.model.views[v].in_channels for v in self.stage.views})
 
     # -- loop ----------------------------------------------------------------------------------
     def _loader(self, dataset: MultiViewClips, train: bool, epoch: int) -> Iterable[dict[str, Any]]:
