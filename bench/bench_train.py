@@ -21,8 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from preprocess.cli import main as preprocess_main  # noqa: E402
 from train.config import load_config  # noqa: E402
-from train.distributed import DistInfo, pick_device  # noqa: E402
-from train.trainer import Stage, StageRunner  # noqa: E402
+from train.engine.distributed import DistInfo, pick_device  # noqa: E402
+from train.engine.runner import Runner  # noqa: E402
+from train.methods.cocon import CoconConfig, CoconStage, CoconStageJob  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -30,15 +31,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_stage(cfg, stage: Stage, steps: int, warmup: int = 3) -> dict[str, float]:
+def time_stage(cfg, stage: CoconStage, steps: int, warmup: int = 3) -> dict[str, float]:
     """Run `steps` optimiser steps of one stage (after `warmup`), return clips/s and peak memory."""
-    runner = StageRunner(cfg, stage, DistInfo(device=pick_device(cfg.device)), resume=False)
-    runner.net.train()
-    gen = runner._generator(0, "train")
+    dist = DistInfo(device=pick_device(cfg.device))
+    runner = Runner(CoconStageJob(cfg, stage, dist), dist, resume=False)
     batches = []
-    loader = runner._loader(runner.train_set, True, 0)
     while len(batches) < steps + warmup:
-        batches.extend(loader)
+        batches.extend(runner.batches("train"))
     if runner.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(runner.device)
     started = None
@@ -47,10 +46,7 @@ def time_stage(cfg, stage: Stage, steps: int, warmup: int = 3) -> dict[str, floa
             if runner.device.type == "cuda":
                 torch.cuda.synchronize(runner.device)
             started = time.perf_counter()
-        total, _, _ = runner._forward(batch, "train", gen)
-        runner.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        runner.optimizer.step()
+        runner.step(batch)
     if runner.device.type == "cuda":
         torch.cuda.synchronize(runner.device)
     seconds = time.perf_counter() - started
@@ -80,8 +76,8 @@ def main() -> None:
             f"model.sizes={{rgb: {args.size}, flow_dis: {args.size}}}", f"data.batch_size={args.batch}",
             "data.workers=0", "progress=false"]
     results = {}
-    for stage in (Stage("cpc-rgb", ["rgb"], 1, False), Stage("cocon", ["rgb", "flow_dis"], 1, True)):
-        cfg = load_config(None, base + [f"name={stage.name}"])
+    for stage in (CoconStage("cpc-rgb", 1, ["rgb"]), CoconStage("cocon", 1, ["rgb", "flow_dis"], cooperative=True)):
+        cfg = load_config(None, base + [f"name={stage.name}"], CoconConfig)
         results[stage.name] = time_stage(cfg, stage, args.steps)
     device = str(pick_device("auto"))
     print(f"\ndevice {device}, torch threads {torch.get_num_threads()}, width {args.width} "

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ROOT
-from train.config import Config, load_config
+from train.config import load_config
 from train.evaluate_config import EvalConfig
 from train.finetune_config import FinetuneConfig
+from train.methods import METHODS, get_method
 
-SCHEMAS = {"cocon": Config, "finetune": FinetuneConfig, "linear": FinetuneConfig, "limited": FinetuneConfig,
-           "evaluate": EvalConfig}
+# A config file is named for its command: a method's pre-training (its own schema) or a downstream command.
+SCHEMAS = {**{name: get_method(name).schema for name in METHODS}, "finetune": FinetuneConfig,
+           "linear": FinetuneConfig, "limited": FinetuneConfig, "evaluate": EvalConfig}
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
 

@@ -12,7 +12,7 @@ from data_specs import VideoRecord
 from preprocess.store import Store
 from train.data import DataError, DenseClips, dense_windows
 from train.data.splits import split_ids, stratified_fraction, stratified_holdout
-from train.models import VideoClassifier
+from train.models import CPCModel, VideoClassifier
 from train.precise_bn import recalibrate_batchnorm
 
 
@@ -74,7 +74,8 @@ def test_dense_clips_cover_each_video_with_half_overlapping_centre_cropped_windo
 
 
 def test_frozen_classifier_keeps_its_backbone_in_eval_mode_without_gradients():
-    model = VideoClassifier(2, 3, width=0.125, num_blocks=4, frozen=True).train()
+    encoder = CPCModel(2, width=0.125, num_blocks=4, pred_steps=1)
+    model = VideoClassifier(encoder, 3, frozen=True).train()
     assert not model.backbone.training and model.norm.training
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"norm.weight", "norm.bias", "fc.weight", "fc.bias"}

@@ -13,7 +13,7 @@ from matplotlib.image import imread
 from tests.conftest import ROOT
 from train.evaluation.metrics import ensemble_probabilities, topk_accuracy
 from train.finetune import main as finetune_main
-from train.pretrained import view_weights
+from train.methods.cocon.encoder import view_weights
 
 CONFIG = ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"
 # Tiny: width 1/8, 32 px, 4 blocks of 3 stored frames (the motion store's videos hold 13), half of each class held out.

@@ -16,8 +16,9 @@ import torch
 from tests.conftest import ROOT, run_cli
 from train.cocon import main as train_main
 from train.config import load_config
-from train.distributed import DistInfo
-from train.trainer import Stage, StageRunner
+from train.engine.distributed import DistInfo
+from train.engine.runner import Runner
+from train.methods.cocon import CoconConfig, CoconStage, CoconStageJob
 
 TINY = ["model.width=0.125", "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "data.workers=0",
         "progress=false", "log_every=1", "optim.plateau_patience=100"]
@@ -53,18 +54,17 @@ def test_both_stages_run_and_write_their_folders(store, tmp_path, capsys):
             "pos_cos/flow_dis-rgb", "neg_cos/flow_dis-rgb"} <= set(cocon["train"])
     # the cocon stage started from the cpc weights
     cpc = _weights(run / "cpc-rgb" / "checkpoint.pth")
-    assert load_config(run / "cocon" / "config.yaml").data.views == ["rgb", "flow_dis"]
+    assert load_config(run / "cocon" / "config.yaml", [], CoconConfig).data.views == ["rgb", "flow_dis"]
     assert any(k.startswith("views.rgb.") for k in cpc)
     assert "run folder" in capsys.readouterr().err
 
 
 def test_cocon_gradients_reach_every_view(store, tmp_path):
-    cfg = load_config(None, [f"data.root={store}", f"out={tmp_path}", "data.views=[rgb, flow_dis]", *TINY])
-    runner = StageRunner(cfg, Stage("cocon", ["rgb", "flow_dis"], 1, cooperative=True), DistInfo(), resume=False)
-    runner.net.train()
-    batch = next(iter(runner._loader(runner.train_set, True, 0)))
-    total, values, _ = runner._forward(batch, "train", runner._generator(0, "train"))
-    total.backward()
+    cfg = load_config(None, [f"data.root={store}", f"out={tmp_path}", "data.views=[rgb, flow_dis]", *TINY], CoconConfig)
+    dist = DistInfo()
+    runner = Runner(CoconStageJob(cfg, CoconStage("cocon", 1, ["rgb", "flow_dis"], cooperative=True), dist), dist,
+                    resume=False)
+    values = runner.step(next(runner.batches("train")))   # the step leaves its gradients in place
     for view in ("rgb", "flow_dis"):
         encoder = runner.model.views[view]
         grads = [p.grad for n, p in encoder.named_parameters() if "encoder" in n or "backbone" in n or "stem" in n]
@@ -113,8 +113,8 @@ def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
 
 
 def test_nan_loss_stops_with_the_last_good_checkpoint(store, tmp_path, capsys, monkeypatch):
-    import train.trainer as trainer
-    real = trainer.cpc_loss
+    import train.methods.cocon.step as step
+    real = step.cpc_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -122,7 +122,7 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(store, tmp_path, capsys, m
         calls["n"] += 1
         return (loss * float("nan"), stats) if calls["n"] > 6 else (loss, stats)
 
-    monkeypatch.setattr(trainer, "cpc_loss", poisoned)
+    monkeypatch.setattr(step, "cpc_loss", poisoned)
     rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=5"))
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 4

@@ -16,7 +16,7 @@ from preprocess.store import Store
 from preprocess.store.layout import write_json_atomic
 from preprocess.store.manifest import Manifest
 from preprocess.store.writer import ShardWriter
-from train.data import (COCO17_FLIP_PAIRS, DataError, MultiViewClips, ViewAugment, cut_clip, dense_windows,
+from train.data import (COCO17_FLIP_PAIRS, DataError, MultiViewClips, ViewAugment, as_blocks, cut_clip, dense_windows,
                         flip_permutation, window_indices)
 from train.data.augment import IMAGENET_MEAN, IMAGENET_STD
 
@@ -353,18 +353,20 @@ def unnormalise(y: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("device", DEVICES)
 def test_eval_rgb_resize_and_normalise(device: str) -> None:
     aug = ViewAugment("rgb", 32, train=False)
-    y = aug(constant_clips((128, 64, 32), device=device), N)
+    y = as_blocks(aug(constant_clips((128, 64, 32), device=device)), N)
     assert y.shape == (2, N, 3, K, 32, 32) and y.dtype == torch.float32 and y.device.type == device
     want = [(v / 255 - m) / s for v, m, s in zip((128, 64, 32), IMAGENET_MEAN, IMAGENET_STD)]
     for c in range(3):
         torch.testing.assert_close(y[:, :, c], torch.full_like(y[:, :, c], want[c]), atol=1e-5, rtol=0)
     aug.train()   # a parent's .train() must not make a validation instance random
-    assert torch.equal(y, aug(constant_clips((128, 64, 32), device=device), N))
+    assert torch.equal(y, as_blocks(aug(constant_clips((128, 64, 32), device=device)), N))
 
 
 def test_layout_blocks_and_frames() -> None:
     x = torch.arange(L, dtype=torch.uint8).view(1, L, 1, 1, 1).expand(1, L, 4, 4, 2).contiguous()
-    y = ViewAugment("seg", 4, train=True)(x, N)
+    frames = ViewAugment("seg", 4, train=True)(x)
+    assert frames.shape == (1, L, 2, 4, 4)
+    y = as_blocks(frames, N)
     assert y.shape == (1, N, 2, K, 4, 4)
     for n in range(N):
         for k in range(K):
@@ -374,10 +376,10 @@ def test_layout_blocks_and_frames() -> None:
 @pytest.mark.parametrize("device", DEVICES)
 def test_flow_and_other_kinds_value_maps(device: str) -> None:
     flow = ViewAugment("flow", 16, train=True)
-    y = flow(constant_clips((255, 0), side=12, device=device), N, torch.Generator(device=device))
+    y = as_blocks(flow(constant_clips((255, 0), side=12, device=device), torch.Generator(device=device)), N)
     torch.testing.assert_close(y[:, :, 0], torch.ones_like(y[:, :, 0]))
     torch.testing.assert_close(y[:, :, 1], -torch.ones_like(y[:, :, 1]))
-    pose = ViewAugment("pose", 8, train=True)(constant_clips((51,) * 17, side=8, device=device), N)
+    pose = as_blocks(ViewAugment("pose", 8, train=True)(constant_clips((51,) * 17, side=8, device=device)), N)
     assert pose.shape == (2, N, 17, K, 8, 8)
     torch.testing.assert_close(pose, torch.full_like(pose, 0.2))
 
@@ -385,13 +387,13 @@ def test_flow_and_other_kinds_value_maps(device: str) -> None:
 @pytest.mark.parametrize("device", DEVICES)
 def test_grey_frames_have_equal_channels(device: str) -> None:
     x = constant_clips((200, 100, 50), device=device)
-    plain = unnormalise(ViewAugment("rgb", 16, True, grey_p=1.0, jitter=(0, 0, 0, 0))(
-        x, N, torch.Generator(device=device).manual_seed(0)))
+    plain = unnormalise(as_blocks(ViewAugment("rgb", 16, True, grey_p=1.0, jitter=(0, 0, 0, 0))(
+        x, torch.Generator(device=device).manual_seed(0)), N))
     assert torch.allclose(plain[:, :, 0], plain[:, :, 1], atol=1e-5)
     assert torch.allclose(plain[:, :, 1], plain[:, :, 2], atol=1e-5)
     values = {round(float(v) * 255) for v in plain[:, :, 0, :, 0, 0].flatten()}
     assert values == {200, 100, 50}    # one random channel per frame, all three occur
-    jittered = unnormalise(ViewAugment("rgb", 16, True, grey_p=1.0)(x, N, torch.Generator(device=device)))
+    jittered = unnormalise(as_blocks(ViewAugment("rgb", 16, True, grey_p=1.0)(x, torch.Generator(device=device)), N))
     assert torch.allclose(jittered[:, :, 0], jittered[:, :, 1], atol=1e-4)
     assert torch.allclose(jittered[:, :, 1], jittered[:, :, 2], atol=1e-4)
 
@@ -400,11 +402,11 @@ def test_grey_frames_have_equal_channels(device: str) -> None:
 def test_jitter_per_frame_and_seeded(device: str) -> None:
     aug = ViewAugment("rgb", 16, True, grey_p=0.0)
     x = constant_clips((180, 120, 60), batch=1, device=device)
-    y = aug(x, N, torch.Generator(device=device).manual_seed(5))
+    y = as_blocks(aug(x, torch.Generator(device=device).manual_seed(5)), N)
     colours = y[0, :, :, :, 0, 0].permute(0, 2, 1).reshape(L, 3)     # one colour per frame
     assert len({tuple(round(float(v), 4) for v in c) for c in colours}) == L
-    assert torch.equal(y, aug(x, N, torch.Generator(device=device).manual_seed(5)))
-    assert not torch.equal(y, aug(x, N, torch.Generator(device=device).manual_seed(6)))
+    assert torch.equal(y, as_blocks(aug(x, torch.Generator(device=device).manual_seed(5)), N))
+    assert not torch.equal(y, as_blocks(aug(x, torch.Generator(device=device).manual_seed(6)), N))
     # each frame stays spatially constant: one set of factors per frame
     assert torch.allclose(y, y[..., :1, :1].expand_as(y))
 

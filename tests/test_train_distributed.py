@@ -14,8 +14,9 @@ import torch
 
 from tests.conftest import ROOT
 from tests.helpers.ddp_reference import make_batch, make_models
-from train.config import Config
-from train.trainer import MultiViewModel, Stage, compute_losses
+from train.methods.cocon.config import LossConfig
+from train.methods.cocon.model import MultiViewModel
+from train.methods.cocon.step import cocon_losses
 
 
 def _free_port() -> int:
@@ -38,13 +39,11 @@ def test_two_process_loss_and_gradients_equal_one_process(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     ddp = torch.load(out, weights_only=False)
 
-    cfg = Config()
-    cfg.data.num_blocks, cfg.model.pred_steps = 4, 2
     model = MultiViewModel(make_models()).eval()
     batch = make_batch()
-    total, values, _ = compute_losses(cfg, Stage("cocon", list(batch), 1, True), model(batch),
-                                      dict(model.views.items()), offset=0)
-    total.backward()
+    out = cocon_losses(LossConfig(), model(batch), cooperative=True, offset=0)
+    out.total.backward()
+    values = {**out.terms, "total": float(out.total)}
     assert set(values) == set(ddp["values"]) and len(values) == 5   # 2 cpc, 1 sim, 1 sync, total
     for key, value in values.items():
         assert abs(value - ddp["values"][key]) < 1e-5 * max(1.0, abs(value)), (key, value, ddp["values"][key])
@@ -77,9 +76,10 @@ def test_torchrun_finetune_gathers_every_test_window_once(motion_store, tmp_path
     import numpy as np
 
     from train.data import DenseClips, ViewAugment
-    from train.distributed import DistInfo
+    from train.engine.distributed import DistInfo
     from train.evaluation.metrics import video_probabilities
     from train.finetuner import predict_windows
+    from train.methods import EncoderRequest, load_encoder
     from train.models import VideoClassifier
 
     res = _torchrun("-m", "train.finetune",
@@ -93,7 +93,7 @@ def test_torchrun_finetune_gathers_every_test_window_once(motion_store, tmp_path
     unit = tmp_path / "ddp" / "holdout" / "labels100" / "flow_farneback"
     state = torch.load(unit / "checkpoint.pth", weights_only=False)
     assert len(state["rng"]) == 2
-    model = VideoClassifier(2, 3, width=0.125, num_blocks=4)
+    model = VideoClassifier(load_encoder("", EncoderRequest("flow_farneback", 2, width=0.125, num_blocks=4)), 3)
     model.load_state_dict(state["model"])
     with np.load(unit / "test_probs.npz") as f:
         ids, probs = [str(i) for i in f["ids"]], f["probs"]

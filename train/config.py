@@ -1,6 +1,8 @@
-"""Training configuration: a YAML file under configs/ plus dotted `key=value` overrides.
+"""The generic configuration loader: a YAML file under configs/ plus dotted `key=value` overrides, checked
+against a schema the caller names (each command and each method owns its schema: `train.methods.cocon.config`,
+`train.finetune_config`, `train.evaluate_config`).
 
-Every key has a typed default below; an unknown key or a value of the wrong type is a one-line
+Every key has a typed default in its schema; an unknown key or a value of the wrong type is a one-line
 ConfigError naming the key. The resolved configuration is written beside every run's checkpoints.
 """
 
@@ -10,13 +12,15 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 import yaml
 
-
-class ConfigError(Exception):
-    """A bad config file, key or value; the CLI prints it as one line and exits 2."""
+from .data.sampling import SHORT_POLICIES
+from .engine.batches import LOADERS
+from .engine.errors import ConfigError
+from .models.resnet2d3d import BLOCKS_PER_DEPTH
 
 
 @dataclass
@@ -33,63 +37,10 @@ class ClipData:
     loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
 
 
-# Choices of the keys every command has (ClipData and model.depth); each schema adds its own.
+# Choices of the keys every command has (ClipData and model.depth), from the modules that own them; each
+# schema adds its own.
 SHARED_CHOICES: dict[str, tuple[Any, ...]] = {
-    "data.short_videos": ("spread", "skip"), "data.loader": ("slots", "torch"), "model.depth": (18, 34)}
-
-
-@dataclass
-class DataConfig(ClipData):
-    views: list[str] = field(default_factory=lambda: ["rgb", "flow_tvl1"])
-    train_split: str | None = None       # e.g. "1"; None: every video of the store
-    train_subset: str = "train"
-    val_split: str | None = None         # None: the training videos, evaluated with centred windows
-    val_subset: str = "test"
-    val_fraction: float = 1.0            # DPC/CoCon validate on 30% of the test split: 0.3
-    repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
-
-
-@dataclass
-class ModelConfig:
-    depth: int = 18                      # 18 or 34
-    width: float = 1.0                   # channel multiplier (1.0: 256-d features)
-    pred_steps: int = 3                  # predict the last P blocks from the first N-P
-    dropout: float = 0.1                 # ConvGRU hidden-state dropout
-    sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default: its stored short side
-
-
-@dataclass
-class LossConfig:
-    temperature: float = 0.07
-    lambda_sim: float = 1.0
-    lambda_sync: float = 1.0
-    mu: float = 1.0                      # weight of L_sim's cross-instance hinge
-    sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
-    granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block) or "clip"
-
-
-@dataclass
-class OptimConfig:
-    lr: float = 1.0e-3
-    weight_decay: float = 1.0e-5
-    min_lr: float = 1.0e-4               # reduce-on-plateau floor (paper: 1e-3 -> 1e-4)
-    plateau_factor: float = 0.1
-    plateau_patience: int = 5
-    amp: bool = True                     # mixed precision, used on CUDA only
-    grad_clip: float = 0.0               # 0: off
-
-
-@dataclass
-class AugmentConfig:
-    grey_p: float = 0.5                  # per-frame random grey (RGB)
-    jitter: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.25])  # brightness, contrast, saturation, hue
-
-
-@dataclass
-class ScheduleConfig:
-    stage: str = "both"                  # "cpc": each view alone; "cocon": all views; "both": cpc then cocon
-    cpc_epochs: int = 100
-    cocon_epochs: int = 60
+    "data.short_videos": SHORT_POLICIES, "data.loader": LOADERS, "model.depth": tuple(sorted(BLOCKS_PER_DEPTH))}
 
 
 @dataclass
@@ -109,40 +60,6 @@ class RunSchema:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-@dataclass
-class Config(RunSchema):
-    name: str = "run"
-    log_every: int = 10                  # TensorBoard scalars every N steps
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
-        **SHARED_CHOICES,
-        "loss.sync_penalty": ("squared", "l1"),
-        "loss.granularity": ("block", "clip"),
-        "schedule.stage": ("cpc", "cocon", "both"),
-    }
-    POSITIVE: ClassVar[frozenset[str]] = frozenset({
-        "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps",
-        "loss.temperature", "optim.lr", "log_every"})
-
-    def check(self) -> None:
-        """Rules that tie several keys together (one-line ConfigError)."""
-        if self.model.pred_steps >= self.data.num_blocks:
-            raise ConfigError(f"model.pred_steps ({self.model.pred_steps}) must be smaller than data.num_blocks "
-                              f"({self.data.num_blocks}): some blocks must be context")
-        if not 0 < self.data.val_fraction <= 1 or not 0 < self.data.crop_fraction <= 1:
-            raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
-        if not self.data.views:
-            raise ConfigError("config key data.views must name at least one view")
-        if len(self.augment.jitter) != 4:
-            raise ConfigError("config key augment.jitter must be [brightness, contrast, saturation, hue]")
 
 
 Schema = TypeVar("Schema")
@@ -212,7 +129,7 @@ def _check(cfg: Any) -> None:
     cfg.check()
 
 
-def _get(cfg: Config, dotted: str) -> Any:
+def _get(cfg: Any, dotted: str) -> Any:
     obj = cfg
     for part in dotted.split("."):
         obj = getattr(obj, part)
@@ -250,7 +167,7 @@ def _looks_numeric(text: str) -> bool:
     return True
 
 
-def load_config(path: str | Path | None, overrides: list[str] = (), schema: type[Schema] = Config) -> Schema:
+def load_config(path: str | Path | None, overrides: Sequence[str], schema: type[Schema]) -> Schema:
     """Defaults of `schema` <- YAML file <- overrides, type-checked; raises ConfigError with one line.
 
     A schema is a dataclass of dataclass sections with CHOICES and POSITIVE class attributes and a check()."""

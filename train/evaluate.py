@@ -1,7 +1,7 @@
 """`python -m train.evaluate --config configs/X.yaml [key=value ...]`: what a pre-trained encoder has learnt,
 without training anything.
 
-Per view of a `train.cocon` checkpoint: nearest-neighbour retrieval (test videos query the training videos by
+Per view of a pre-training checkpoint (any method: the checkpoint names the one that wrote it): nearest-neighbour retrieval (test videos query the training videos by
 cosine similarity of features averaged over several clips; R@1/5/10/20), and the CoCon supplementary's
 analyses: t-SNE of test videos by class, each class's nearest classes and their consistency across views,
 soft alignment of two videos (18 blocks), cosine histograms of same-class vs other-class pairs, and
@@ -20,12 +20,11 @@ import numpy as np
 
 from preprocess.store import Store
 
-from .checkpoint import load_checkpoint
-from .command import command_parser, run_command
-from .config import ConfigError
-from .data import DataError, DenseClips, MultiViewClips, ViewAugment
+from .data import DataError, DenseClips, MultiViewClips, ViewAugment, view_kind
 from .data.splits import class_names, split_ids
-from .distributed import DistInfo, pick_device
+from .engine.command import command_parser, run_command
+from .engine.distributed import DistInfo, pick_device
+from .engine.errors import ConfigError
 from .evaluate_config import EvalConfig
 from .evaluation.features import block_features, video_features
 from .evaluation.figures import (plot_alignment, plot_class_similarity, plot_cosine_histograms,
@@ -33,21 +32,9 @@ from .evaluation.figures import (plot_alignment, plot_class_similarity, plot_cos
 from .evaluation.metrics import (class_similarity, consistency, l2_normalise_rows, nearest_classes,
                                  nearest_neighbours, pair_cosines, recall_at_k, soft_alignment)
 from .evaluation.report import Section, format_percent, write_report
-from .models import CPCModel
-from .pretrained import CheckpointMismatch, load_view_model
-from .trainer import view_kind
+from .methods import Encoder, EncoderRequest, checkpoint_views, load_encoder
 
 ALL_VIEWS = "all views"
-
-
-def checkpoint_views(path: str) -> list[str]:
-    """The views a train.cocon checkpoint holds (a one-line error when it is not one)."""
-    if not Path(path).is_file():
-        raise CheckpointMismatch(f"checkpoint {path} does not exist")
-    state = load_checkpoint(Path(path))
-    if not isinstance(state, dict) or "views" not in state:
-        raise CheckpointMismatch(f"{path} is not a checkpoint of python -m train.cocon")
-    return list(state["views"])
 
 
 def display_frame(store: Store, video_id: str, view: str) -> np.ndarray:
@@ -110,13 +97,12 @@ class Evaluation:
         self.consistency_min = math.ceil(cfg.analysis.consistency_min * self.neighbour_k / cfg.analysis.nearest_classes)
         self.results: dict[str, Any] = {}
 
-    def _model(self, view: str) -> CPCModel:
+    def _model(self, view: str) -> Encoder:
+        """The encoder of `view`, rebuilt by the method that wrote its checkpoint (random without one)."""
         m, meta = self.cfg.model, self.store.view_meta[view]
-        model = CPCModel(int(meta["channels"]), depth=m.depth, width=m.width,
-                         num_blocks=max(self.cfg.data.num_blocks, 2), pred_steps=1)
-        if self.cfg.checkpoint_for(view):
-            load_view_model(model, self.cfg.checkpoint_for(view), view, m.depth, m.width, int(meta["channels"]))
-        return model.to(self.dist.device)
+        request = EncoderRequest(view, int(meta["channels"]), depth=m.depth, width=m.width,
+                                 num_blocks=self.cfg.data.num_blocks)
+        return load_encoder(self.cfg.checkpoint_for(view), request).to(self.dist.device)
 
     def _augment(self, view: str) -> ViewAugment:
         meta = self.store.view_meta[view]

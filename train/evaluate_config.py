@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .config import SHARED_CHOICES, ClipData, ConfigError, RunSchema
+from .config import SHARED_CHOICES, ClipData, RunSchema
+from .engine.errors import ConfigError
 
 
 @dataclass

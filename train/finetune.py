@@ -20,18 +20,18 @@ import torch
 
 from preprocess.store import Store
 
-from .command import command_parser, run_command
-from .data import DataError
+from .data import DataError, view_kind
 from .data.splits import class_names, split_ids, stratified_fraction
-from .distributed import exit_process, process_group
+from .engine.command import command_parser, run_command
+from .engine.distributed import exit_process, process_group
+from .engine.errors import TrainingError
+from .engine.runner import Runner
 from .evaluation.figures import plot_confusion
 from .evaluation.metrics import confusion_matrix, ensemble_probabilities, per_class_accuracy, topk_accuracy
 from .evaluation.report import Section, format_percent, write_report
 from .finetune_config import FinetuneConfig
-from .finetuner import FinetuneRunner, Unit, fraction_tag, load_predictions
-from .models import CPCModel
-from .pretrained import load_view_model
-from .trainer import TrainingError, view_kind
+from .finetuner import FinetuneJob, Unit, encoder_request, fraction_tag, load_predictions, unit_finished
+from .methods import load_encoder
 
 ENSEMBLE = "ensemble"
 
@@ -132,15 +132,12 @@ def _setup_text(cfg: FinetuneConfig, weights: dict[str, float]) -> str:
 def check_inits(cfg: FinetuneConfig, channels: dict[str, int]) -> None:
     """Load every view's starting checkpoint once, so that a missing file or one from another view, depth or
     width stops the run before any training (one line)."""
-    m = cfg.model
-    if m.linear_probe and not all(cfg.init_for(v) for v in cfg.data.views):
+    if cfg.model.linear_probe and not all(cfg.init_for(v) for v in cfg.data.views):
         raise TrainingError("model.linear_probe needs model.init (or model.init_views) for every view: a frozen "
                             "random encoder measures nothing")
     for view in cfg.data.views:
         if cfg.init_for(view):
-            model = CPCModel(channels[view], depth=m.depth, width=m.width, num_blocks=max(cfg.data.num_blocks, 2),
-                             pred_steps=1)
-            load_view_model(model, cfg.init_for(view), view, m.depth, m.width, channels[view])
+            load_encoder(cfg.init_for(view), encoder_request(cfg, view, channels[view]))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,9 +163,11 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
     with process_group(cfg.device) as dist:
         torch.manual_seed(cfg.seed + dist.rank)
         for unit in units:
-            runner = FinetuneRunner(cfg, unit, dist, len(names), resume)
-            if runner.finished:
+            job = FinetuneJob(cfg, unit, dist, len(names))
+            runner = Runner(job, dist, resume)
+            if unit_finished(runner):
                 continue
+            job.write_videos()
             metrics = runner.run()
             if dist.is_main:
                 print(f"{unit.dir}: test top-1 {100 * metrics['top1']:.1f}%, top-5 {100 * metrics['top5']:.1f}% "

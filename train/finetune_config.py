@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .config import SHARED_CHOICES, ClipData, ConfigError, RunSchema
+from .config import SHARED_CHOICES, ClipData, RunSchema
+from .engine.errors import ConfigError
 
 # CoCon's ensemble weights (COCON:test/test.py): rgb 2, flow 2, seg 1, pose (keypoint heatmaps) 1, by view kind.
 DEFAULT_ENSEMBLE_WEIGHTS: dict[str, float] = {"rgb": 2.0, "flow": 2.0, "seg": 1.0, "pose": 1.0}

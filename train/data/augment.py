@@ -1,8 +1,9 @@
 """The arithmetic half of augmentation, batched on the training device: to float, resize, grey and colour
 jitter per frame (RGB, training), normalisation per view kind.
 
-Input: the uint8 clips a DataLoader batch holds, (B, N·K, c, c, C); output: float (B, N, C, K, size, size),
-the layout of the encoders. Random draws come from a `torch.Generator` that must live on the same device
+Input: the uint8 clips a DataLoader batch holds, (B, T, c, c, C); output: float frames (B, T, C, size, size).
+How frames are laid out for an encoder (CoCon's N x K blocks, a plain (B, C, T, H, W) clip) is the encoder's
+choice: `train.data.layout.arrange`. Random draws come from a `torch.Generator` that must live on the same device
 as the batch: pass `torch.Generator(device=x.device)` (seeded as the caller likes), or None for torch's
 default generator of that device.
 """
@@ -10,6 +11,7 @@ default generator of that device.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -78,8 +80,13 @@ def colour_jitter(x: torch.Tensor, jitter: tuple[float, float, float, float],
     return x
 
 
+def view_kind(store_meta: dict[str, Any]) -> str:
+    """A store view's kind (rgb, flow, pose, seg, ...), which decides its augmentation and normalisation."""
+    return str(store_meta.get("kind", "rgb"))
+
+
 class ViewAugment(torch.nn.Module):
-    """Turn one view's uint8 clips (B, N·K, c, c, C) into normalised float (B, N, C, K, size, size).
+    """Turn one view's uint8 clips (B, T, c, c, C) into normalised float frames (B, T, C, size, size).
 
     All views: to float, bilinear resize c -> size (antialias off). Then rgb: grey per frame with probability
     `grey_p` and colour jitter per frame (only with train=True, fixed at construction: a parent module's
@@ -102,19 +109,16 @@ class ViewAugment(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"kind={self.kind}, size={self.size}, train={self.train_mode}, grey_p={self.grey_p}, jitter={self.jitter}"
 
-    def forward(self, x: torch.Tensor, num_blocks: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(B, N·K, c, c, C) uint8 -> (B, N, C, K, size, size) float32, on x's device."""
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, T, c, c, C) uint8 -> (B, T, C, size, size) float32, on x's device."""
         if x.dim() != 5:
-            raise ValueError(f"expected (B, N*K, c, c, C), got shape {tuple(x.shape)}")
+            raise ValueError(f"expected (B, T, c, c, C), got shape {tuple(x.shape)}")
         bsz, frames, _, _, chans = x.shape
-        if frames % num_blocks:
-            raise ValueError(f"{frames} frames do not split into {num_blocks} blocks")
         y = x.reshape(bsz * frames, *x.shape[2:]).permute(0, 3, 1, 2).float()
         if y.shape[-2:] != (self.size, self.size):
             y = F.interpolate(y, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=False)
         y = self._values(y, generator)
-        k = frames // num_blocks
-        return y.reshape(bsz, num_blocks, k, chans, self.size, self.size).permute(0, 1, 3, 2, 4, 5).contiguous()
+        return y.reshape(bsz, frames, chans, self.size, self.size)
 
     def _values(self, y: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Per-kind value mapping of float frames (F, C, H, W) in 0..255."""

@@ -1,7 +1,8 @@
 """Features of whole videos and of their blocks from a pre-trained view model, for retrieval and analyses.
 
-Video feature: F(V) = g(f(.)) spatially averaged (`CPCModel.represent`) for evenly spaced windows of the video,
-averaged, L2-normalised. Block features: z' = Pool(f(block)) of consecutive blocks (CoCon's alignment).
+Any method's encoder (`train.methods.Encoder`). Video feature: the encoder's clip feature (CoCon: F(V) = g(f(.))
+spatially averaged) for evenly spaced windows of the video, averaged, L2-normalised. Block features: one vector
+per block or time cell (CoCon: z' = Pool(f(block))) of consecutive blocks, for the alignment analysis.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data import DenseClips, MultiViewClips, ViewAugment
-from ..distributed import DistInfo
-from ..loop import epoch_loader
-from ..models import CPCModel
+from ..data import DenseClips, MultiViewClips, ViewAugment, arrange
+from ..engine.batches import epoch_loader
+from ..engine.distributed import DistInfo
+from ..methods import Encoder
 from .metrics import l2_normalise_rows
 
 
-def video_features(model: CPCModel, dataset: DenseClips, augment: ViewAugment, view: str, dist: DistInfo,
+def video_features(model: Encoder, dataset: DenseClips, augment: ViewAugment, view: str, dist: DistInfo,
                    batch_size: int, workers: int, progress: bool = False, desc: str = "features",
                    loader_kind: str = "slots") -> np.ndarray:
     """(V, D) L2-normalised mean of F over every window `dataset` holds of each of its V videos."""
@@ -29,8 +30,9 @@ def video_features(model: CPCModel, dataset: DenseClips, augment: ViewAugment, v
     loader = epoch_loader(dataset, dist, batch_size, workers, train=False, seed=0, epoch=0, loader=loader_kind)
     with torch.no_grad():
         for batch in tqdm(loader, desc=desc, disable=not progress, leave=False, file=sys.stderr, dynamic_ncols=True):
-            x = augment(batch[view].to(dist.device, non_blocking=True), dataset.num_blocks)
-            feats = model.represent(x).double().cpu().numpy()
+            x = arrange(augment(batch[view].to(dist.device, non_blocking=True)), model.input_layout,
+                        dataset.num_blocks)
+            feats = model.clip_feature(x).double().cpu().numpy()
             videos = batch["video"].numpy()
             np.add.at(sums, videos, feats)
             np.add.at(counts, videos, 1)
@@ -39,7 +41,7 @@ def video_features(model: CPCModel, dataset: DenseClips, augment: ViewAugment, v
     return l2_normalise_rows(sums / counts[:, None])
 
 
-def block_features(model: CPCModel, dataset: MultiViewClips, augment: ViewAugment, view: str, dist: DistInfo,
+def block_features(model: Encoder, dataset: MultiViewClips, augment: ViewAugment, view: str, dist: DistInfo,
                    indices: list[int]) -> np.ndarray:
     """(len(indices), N, D) pooled, L2-normalised features z' of the N blocks of the centred window of each
     chosen video (N = the dataset's num_blocks; a short video's window is spread over all of it)."""
@@ -48,6 +50,6 @@ def block_features(model: CPCModel, dataset: MultiViewClips, augment: ViewAugmen
     with torch.no_grad():
         for i in indices:
             clip = dataset[i][view].unsqueeze(0).to(dist.device)
-            z = model.encode(augment(clip, dataset.num_blocks))
-            out.append(model.pool_blocks(z)[0].double().cpu().numpy())
+            x = arrange(augment(clip), model.input_layout, dataset.num_blocks)
+            out.append(model.block_features(x)[0].double().cpu().numpy())
     return np.stack(out)

@@ -17,6 +17,7 @@ from .cpc import Gather, gathered
 
 GRANULARITIES = ("block", "clip")
 _PENALTIES: dict[str, Callable[[Tensor], Tensor]] = {"squared": torch.square, "l1": torch.abs}
+PENALTIES = tuple(_PENALTIES)  # L_sync penalties: "squared" (the paper), "l1" (the authors' code)
 
 
 def _penalty(name: str) -> Callable[[Tensor], Tensor]:

@@ -41,9 +41,11 @@ class CPCOutput:
 
 
 class CPCModel(nn.Module):
-    """Encoder f (2D-3D ResNet), aggregator g (ConvGRU, 1x1) and predictor phi (two 1x1 convs)."""
+    """Encoder f (2D-3D ResNet), aggregator g (ConvGRU, 1x1) and predictor phi (two 1x1 convs). Downstream it
+    is CoCon's `train.methods.Encoder`: blocks in, F(V) per clip, z' per block."""
 
     pool_blocks = staticmethod(pool_blocks)  # also reachable as model.pool_blocks(features)
+    input_layout = "blocks"                  # (B, N, C, K, H, W): see train.data.layout
 
     def __init__(self, in_channels: int, depth: int = 18, width: float = 1.0, num_blocks: int = 8,
                  pred_steps: int = 3, dropout: float = 0.1) -> None:
@@ -96,3 +98,16 @@ class CPCModel(nn.Module):
     def represent(self, x: Tensor) -> Tensor:
         """Video-level feature F(V) = g(f(V)) over all N blocks, spatially averaged: (B, D)."""
         return self.aggregate(self.encode(x)).mean(dim=(-2, -1))
+
+    def clip_feature(self, x: Tensor) -> Tensor:
+        """The clip feature of downstream tasks: F(V), (B, D)."""
+        return self.represent(x)
+
+    def block_features(self, x: Tensor) -> Tensor:
+        """z' = Pool(f(block)) of every block, L2-normalised: (B, N, D)."""
+        return pool_blocks(self.encode(x))
+
+    def freeze_unused(self) -> None:
+        """The predictor phi serves pre-training only: no gradients into it downstream (it stays in the
+        state dict so that checkpoints load strictly)."""
+        self.predictor.requires_grad_(False)

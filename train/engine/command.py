@@ -9,11 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from preprocess.errors import UserError
-
-from .config import ConfigError, load_config
-from .data import DataError
-from .trainer import Diverged, TrainingError
+from ..config import load_config
+from ..data import DataError
+from .errors import ConfigError, Diverged, TrainingError, UserError
 
 EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
 
@@ -39,7 +37,7 @@ def run_command(config: str, overrides: Sequence[str], schema: type, run: Callab
             raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
                               f"`python -m preprocess run` and set data.root")
         return run(cfg)
-    except (ConfigError, DataError, UserError, TrainingError) as exc:
+    except (ConfigError, DataError, UserError, TrainingError) as exc:  # every one-line mistake
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except Diverged as exc:

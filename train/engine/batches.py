@@ -1,0 +1,45 @@
+"""The batches of one epoch: a DataLoader over this rank's share, and the seeded generator of on-device
+augmentation; both depend only on (seed, epoch, rank), which is what makes `--resume` exact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from ..data.loader import SlotLoader
+from .distributed import DistInfo
+
+LOADERS = ("slots", "torch")
+
+
+def epoch_loader(dataset: Dataset, dist: DistInfo, batch_size: int, workers: int, train: bool, seed: int,
+                 epoch: int, loader: str = "slots") -> Iterable[dict[str, Any]]:
+    """This rank's batches of `dataset` for `epoch`: shuffled and complete batches only when training.
+
+    The dataset's own epoch (`set_epoch`, when it has one) is set too, so its random draws change per epoch.
+    loader="slots" (datasets with `item_spec`) uses `train.data.loader.SlotLoader` (a shared-memory slot ring
+    with workers, in-process without), "torch" PyTorch's DataLoader. Both give the same batches in the same
+    order; the DataLoader also draws a seed from torch's global generator per iteration, so the two shift
+    later random draws (dropout) differently."""
+    if loader not in LOADERS:
+        raise ValueError(f"loader must be one of {', '.join(LOADERS)}, got {loader!r}")
+    sampler = DistributedSampler(dataset, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=seed,
+                                 drop_last=train)
+    sampler.set_epoch(epoch)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(epoch)
+    forks = workers == 0 or "fork" in torch.multiprocessing.get_all_start_methods()
+    if loader == "slots" and hasattr(dataset, "item_spec") and forks:  # no fork (Windows): the DataLoader
+        return SlotLoader(dataset, list(sampler), batch_size, workers, drop_last=train)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
+                      pin_memory=dist.device.type == "cuda", persistent_workers=False)
+
+
+def augment_generator(dist: DistInfo, seed: int, epoch: int, split: str) -> torch.Generator:
+    """The generator of on-device augmentation for (seed, epoch, rank, split), on this rank's device."""
+    g = torch.Generator(device=dist.device)
+    g.manual_seed(((seed * 1_000_003 + epoch) * 1_009 + dist.rank) * 2 + (split != "train"))
+    return g

@@ -1,0 +1,102 @@
+"""CoCon's config schema: `python -m train.cocon --config configs/cocon_*.yaml [key=value ...]`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ...config import SHARED_CHOICES, ClipData, RunSchema
+from ...engine.errors import ConfigError
+from ...losses.cooperative import GRANULARITIES, PENALTIES
+
+SCHEDULE_STAGES = ("cpc", "cocon", "both")   # each view alone; all views together; cpc then cocon
+
+
+@dataclass
+class DataConfig(ClipData):
+    views: list[str] = field(default_factory=lambda: ["rgb", "flow_tvl1"])
+    train_split: str | None = None       # e.g. "1"; None: every video of the store
+    train_subset: str = "train"
+    val_split: str | None = None         # None: the training videos, evaluated with centred windows
+    val_subset: str = "test"
+    val_fraction: float = 1.0            # DPC/CoCon validate on 30% of the test split: 0.3
+    repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
+
+
+@dataclass
+class ModelConfig:
+    depth: int = 18                      # 18 or 34
+    width: float = 1.0                   # channel multiplier (1.0: 256-d features)
+    pred_steps: int = 3                  # predict the last P blocks from the first N-P
+    dropout: float = 0.1                 # ConvGRU hidden-state dropout
+    sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default: its stored short side
+
+
+@dataclass
+class LossConfig:
+    temperature: float = 0.07
+    lambda_sim: float = 1.0
+    lambda_sync: float = 1.0
+    mu: float = 1.0                      # weight of L_sim's cross-instance hinge
+    sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
+    granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block) or "clip"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1.0e-3
+    weight_decay: float = 1.0e-5
+    min_lr: float = 1.0e-4               # reduce-on-plateau floor (paper: 1e-3 -> 1e-4)
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    amp: bool = True                     # mixed precision, used on CUDA only
+    grad_clip: float = 0.0               # 0: off
+
+
+@dataclass
+class AugmentConfig:
+    grey_p: float = 0.5                  # per-frame random grey (RGB)
+    jitter: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5, 0.25])  # brightness, contrast, saturation, hue
+
+
+@dataclass
+class ScheduleConfig:
+    stage: str = "both"                  # "cpc": each view alone; "cocon": all views; "both": cpc then cocon
+    cpc_epochs: int = 100
+    cocon_epochs: int = 60
+
+
+@dataclass
+class CoconConfig(RunSchema):
+    """The config of `python -m train.cocon` (configs/cocon_*.yaml)."""
+
+    name: str = "run"
+    log_every: int = 10                  # TensorBoard scalars every N steps
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
+        **SHARED_CHOICES,
+        "loss.sync_penalty": PENALTIES,
+        "loss.granularity": GRANULARITIES,
+        "schedule.stage": SCHEDULE_STAGES,
+    }
+    POSITIVE: ClassVar[frozenset[str]] = frozenset({
+        "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "model.pred_steps",
+        "loss.temperature", "optim.lr", "log_every"})
+
+    def check(self) -> None:
+        """Rules that tie several keys together (one-line ConfigError)."""
+        if self.model.pred_steps >= self.data.num_blocks:
+            raise ConfigError(f"model.pred_steps ({self.model.pred_steps}) must be smaller than data.num_blocks "
+                              f"({self.data.num_blocks}): some blocks must be context")
+        if not 0 < self.data.val_fraction <= 1 or not 0 < self.data.crop_fraction <= 1:
+            raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
+        if not self.data.views:
+            raise ConfigError("config key data.views must name at least one view")
+        if len(self.augment.jitter) != 4:
+            raise ConfigError("config key augment.jitter must be [brightness, contrast, saturation, hue]")
