@@ -17,7 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-DEFAULT_CLIPS = Path("/work/shared/data/real_clips")
+# The real clips, as the tests find them: $COCON_REAL_CLIPS, else ../shared/data/real_clips beside the repository.
+DEFAULT_CLIPS = Path(os.environ.get("COCON_REAL_CLIPS", REPO_ROOT.parent / "shared" / "data" / "real_clips"))
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 
 

@@ -3,7 +3,8 @@
 mmcv-lite 2.1.0 ships no compiled ops (`mmcv._ext`), yet mmpose 1.3.2 / mmsegmentation 1.2.2 / mmdet 3.3.0
 import `mmcv.ops` at module level (deformable-DETR / SAN heads, focal loss, point_sample, ...), and mmpose
 imports `torchvision.transforms.ToPILImage` at module level. None of these is used by the top-down heatmap
-and plain semantic-segmentation models this project runs (shared/research/deps_probe.md section 4, items 9-10).
+and plain semantic-segmentation models this project runs (the install recipe and its limits: docs/preprocess.md,
+`scripts/install_openmmlab.sh`).
 
 `install_shim()` registers placeholder modules in `sys.modules` before mmpose/mmseg are imported: any name
 taken from them is a placeholder class that raises NotImplementedError when called or instantiated, except

@@ -54,10 +54,14 @@ def motion_checkpoint(motion_store: Path, tmp_path_factory: pytest.TempPathFacto
     return out / "sample" / "cocon" / "checkpoint.pth"
 
 
-# A tiny pre-training run on `motion_store`: width 1/8, 32 px, 4 blocks of 3 stored frames, one epoch per stage.
-TINY_PRETRAIN = ["model.width=0.125", "model.sizes={rgb: 32, flow_farneback: 32}", "data.num_blocks=4",
-                 "data.block_frames=3", "model.pred_steps=2", "data.batch_size=3", "data.repeats=1", "data.workers=0",
-                 "progress=false", "schedule.cpc_epochs=1", "schedule.cocon_epochs=1"]
+# The tiny-run overrides every training test starts from (pre-training, fine-tuning, evaluation): width 1/8
+# (feature dim 32), no data workers, no progress bars; TINY_MOTION adds what fits the motion store: 4 blocks of
+# 3 stored frames (its videos hold 13) at 32 px.
+TINY = ["model.width=0.125", "data.workers=0", "progress=false"]
+TINY_MOTION = [*TINY, "data.num_blocks=4", "data.block_frames=3", "model.sizes={rgb: 32, flow_farneback: 32}"]
+# A tiny pre-training run on `motion_store`: one epoch per stage.
+TINY_PRETRAIN = [*TINY_MOTION, "model.pred_steps=2", "data.batch_size=3", "data.repeats=1", "schedule.cpc_epochs=1",
+                 "schedule.cocon_epochs=1"]
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import train.methods
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY_MOTION
 from train.config import SHARED_CHOICES, ClipData, RunSchema, load_config
 from train.data import MultiViewClips, ViewAugment, as_blocks
 from train.engine.distributed import DistInfo
@@ -28,7 +28,7 @@ from train.finetune import main as finetune_main
 from train.methods import EncoderRequest, Stage
 from train.models import CPCModel
 
-VIEW, SIZE, BLOCKS, FRAMES = "rgb", 32, 4, 3
+VIEW, SIZE, BLOCKS, FRAMES = "rgb", 32, 4, 3   # as conftest.TINY_MOTION
 
 
 @dataclass
@@ -159,10 +159,9 @@ def test_a_second_method_trains_resumes_and_fine_tunes_through_the_engine(motion
     # keeps the encoder frozen, so the fine-tuned backbone is exactly the pair method's encoder
     ckpt = tmp_path / "straight" / "pair" / "pair" / "checkpoint.pth"
     rc = finetune_main(["--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
-                        f"data.root={motion_store}", f"out={tmp_path}", "name=ft", f"model.init={ckpt}",
-                        "data.views=[rgb]", "model.linear_probe=true", "model.width=0.125", "model.sizes={rgb: 32}",
-                        f"data.num_blocks={BLOCKS}", f"data.block_frames={FRAMES}", "data.workers=0", "data.repeats=1",
-                        "data.batch_size=3", "epochs=1", "model.precise_bn_batches=2", "progress=false"])
+                        f"data.root={motion_store}", f"out={tmp_path}", "name=ft", f"model.init={ckpt}", *TINY_MOTION,
+                        "data.views=[rgb]", "model.linear_probe=true", "data.repeats=1", "data.batch_size=3", "epochs=1",
+                        "model.precise_bn_batches=2"])
     assert rc == 0
     unit = tmp_path / "ft" / "holdout" / "labels100" / "rgb"
     tuned = torch.load(unit / "checkpoint.pth", weights_only=False)

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 from matplotlib.image import imread
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY_MOTION
 from train.evaluate import alignment_pairs
 from train.evaluate import main as evaluate_main
 from train.evaluation.metrics import recall_at_k
 
 CONFIG = ROOT / "configs" / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
-TINY = ["model.width=0.125", "data.num_blocks=4", "data.block_frames=3", "data.workers=0", "progress=false",
-        "data.split=null", "data.holdout=0.5", "model.sizes={rgb: 32, flow_farneback: 32}", "data.views=[]"]
+TINY = [*TINY_MOTION, "data.split=null", "data.holdout=0.5", "data.views=[]"]
 
 
 def _run(store: Path, out: Path, *extra: str) -> int:

@@ -10,15 +10,14 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TINY_MOTION
 from train.evaluation.metrics import ensemble_probabilities, topk_accuracy
 from train.finetune import main as finetune_main
 from train.methods.cocon.encoder import view_weights
 
 CONFIG = ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"
-# Tiny: width 1/8, 32 px, 4 blocks of 3 stored frames (the motion store's videos hold 13), half of each class held out.
-TINY = ["model.width=0.125", "data.num_blocks=4", "data.block_frames=3", "data.workers=0", "progress=false",
-        "data.splits=[]", "data.holdout=0.5", "data.batch_size=3", "model.sizes={rgb: 32, flow_farneback: 32}"]
+# Tiny (conftest.TINY_MOTION), half of each class held out.
+TINY = [*TINY_MOTION, "data.splits=[]", "data.holdout=0.5", "data.batch_size=3"]
 
 
 def _run(store: Path, out: Path, *extra: str) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests import conftest
 from tests.conftest import ROOT, run_cli
 from train.cocon import main as train_main
 from train.config import load_config
@@ -20,8 +21,8 @@ from train.engine.distributed import DistInfo
 from train.engine.runner import Runner
 from train.methods.cocon import CoconConfig, CoconStage, CoconStageJob
 
-TINY = ["model.width=0.125", "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "data.workers=0",
-        "progress=false", "log_every=1", "optim.plateau_patience=100"]
+TINY = [*conftest.TINY, "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "log_every=1",
+        "optim.plateau_patience=100"]
 
 
 @pytest.fixture(scope="module")
