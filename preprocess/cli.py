@@ -8,10 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from data_specs.registry import DATASETS
 from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS
 
 from .errors import UserError, WorkerError
 from .flow import FLOW_BACKENDS
+from .heatmaps import COMBINE
+from .pose_seg import POSE_BACKENDS, SEG_BACKENDS, SELFIE_MODELS
 from .store.compression import COMPRESSIONS
 
 EXIT_USER_ERROR, EXIT_WORKER_ERROR = 2, 1
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--videos", required=True, metavar="PATH",
                      help="a folder of videos, a folder with one folder per class, or a dataset spec file "
                           "(.yaml/.json with keys dataset, videos, annotations)")
-    src.add_argument("--dataset", choices=["folder", "ucf101", "hmdb51", "kinetics400"], default=None,
+    src.add_argument("--dataset", choices=list(DATASETS), default=None,
                      help="how to read --videos and --annotations (default: folder, or the spec file's)")
     src.add_argument("--annotations", metavar="PATH", default=None,
                      help="UCF101 ucfTrainTestlist folder, HMDB51 split-file folder, or Kinetics-400 CSV (or folder)")
@@ -82,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"{backend.description}; keys: {', '.join(backend.param_names)}")
     inferred = run.add_argument_group("pose and segmentation", "inferred from the upright source frames; "
                                       "stored at their own short side")
-    inferred.add_argument("--pose-backend", default="mediapipe", choices=["mediapipe", "mmpose"],
+    inferred.add_argument("--pose-backend", default="mediapipe", choices=POSE_BACKENDS,
                           help="pose model: mediapipe (offline, CPU; its model ships in the mediapipe 0.10.21 "
                                "wheel) or mmpose (any mmpose 1.x top-down heatmap model)")
     inferred.add_argument("--pose-config", default=None, metavar="PATH",
@@ -94,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     inferred.add_argument("--pose-size", type=_positive_int, default=64, help="short side of stored pose heatmaps")
     inferred.add_argument("--pose-sigma", type=float, default=2.0,
                           help="mediapipe: std of each keypoint's Gaussian, in stored pixels")
-    inferred.add_argument("--pose-combine", default="max", choices=["max", "sum"],
+    inferred.add_argument("--pose-combine", default="max", choices=COMBINE,
                           help="several people per keypoint: per-pixel maximum, or score-weighted sum clipped to 1")
-    inferred.add_argument("--seg-backend", default="mediapipe", choices=["mediapipe", "mmseg"],
+    inferred.add_argument("--seg-backend", default="mediapipe", choices=SEG_BACKENDS,
                           help="person segmentation: mediapipe selfie segmentation (offline, CPU) or mmseg (any "
                                "mmsegmentation 1.x model)")
     inferred.add_argument("--seg-config", default=None, metavar="PATH", help="mmseg config")
@@ -104,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     inferred.add_argument("--seg-person-class", type=int, default=None, metavar="I",
                           help="mmseg: index of the person class (default: found in the model's class names)")
     inferred.add_argument("--seg-size", type=_positive_int, default=64, help="short side of stored person masks")
-    inferred.add_argument("--seg-model", type=int, default=0, choices=[0, 1],
+    inferred.add_argument("--seg-model", type=int, default=0, choices=SELFIE_MODELS,
                           help="mediapipe selfie segmentation model: 0 general, 1 landscape")
     inferred.add_argument("--model-device", default="auto",
                           help="device of the mm models: auto (the GPU when there is one), cpu, cuda, cuda:N")

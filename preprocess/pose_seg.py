@@ -20,6 +20,7 @@ from .errors import UserError
 from .heatmaps import COMBINE, render_heatmaps, to_uint8
 
 MEDIAPIPE_VERSION = "0.10.21"
+SELFIE_MODELS = (0, 1)   # mediapipe selfie segmentation: 0 general, 1 landscape
 MEDIAPIPE_INSTALL = (f"pip install --no-deps mediapipe=={MEDIAPIPE_VERSION} && "
                      f"pip install -c constraints.txt -e '.[pose]'")
 # mediapipe's 33 landmarks -> COCO-17 order (nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles)
@@ -115,7 +116,7 @@ class MediapipeSeg:
     """mediapipe selfie segmentation: the probability that a pixel shows a person."""
 
     def __init__(self, model_selection: int = 0) -> None:
-        if model_selection not in (0, 1):
+        if model_selection not in SELFIE_MODELS:
             raise UserError(f"--seg-model must be 0 (general) or 1 (landscape), got {model_selection}")
         self._mp = _import_mediapipe()
         self.model_selection = model_selection
