@@ -43,7 +43,7 @@ class EvalAnalysis:
 @dataclass
 class EvalConfig(RunSchema):
     name: str = "evaluate"
-    checkpoint: str = ""                 # a train.cocon checkpoint; "": random initialisation (a baseline)
+    checkpoint: str = ""                 # a pre-training checkpoint (any method); "": random initialisation
     checkpoints: dict[str, str] = field(default_factory=dict)  # per view, overriding `checkpoint` (e.g. the
                                                                # cpc-<view> checkpoints, to compare with CPC)
     data: EvalData = field(default_factory=EvalData)

@@ -1,8 +1,8 @@
 """`python -m train.finetune --config configs/X.yaml [key=value ...] [--resume]`: supervised evaluation of
 pre-trained encoders (CoCon supplementary A.4, TCLR's protocols).
 
-For every split (UCF101/HMDB51: 1, 2, 3; or a stratified hold-out), label fraction and view: fine-tune
-F = g(f(.)) + pooling + dropout + linear end to end (or, with model.linear_probe=true, train only the head on
+For every split (UCF101/HMDB51: 1, 2, 3; or a stratified hold-out), label fraction and view: fine-tune the
+encoder of any method's checkpoint (its clip feature; CoCon: F = g(f(.)) pooled) + dropout + linear end to end (or, with model.linear_probe=true, train only the head on
 the frozen encoder), test every half-overlapping window of every test video, average softmax per video. Then
 the multi-view ensemble (weighted mean of the views' probabilities), the mean over splits, confusion
 matrices, and one report (metrics.json + report.md) in the run folder.

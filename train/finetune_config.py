@@ -33,7 +33,7 @@ class FinetuneModel:
     sizes: dict[str, int] = field(default_factory=dict)  # input size per view; default: its stored short side
     dropout: float = 0.7                 # before the linear layer (CoCon A.4)
     gru_dropout: float = 0.1
-    init: str = ""                       # train.cocon checkpoint holding the views; "": random init (baseline)
+    init: str = ""                       # a pre-training checkpoint (any method) holding the views; "": random init
     init_views: dict[str, str] = field(default_factory=dict)  # per-view checkpoint, overriding `init`
     linear_probe: bool = False           # freeze f and g (eval mode), train only BatchNorm + linear head
     precise_bn_batches: int = 200        # before testing, BatchNorm statistics re-estimated over this many

@@ -14,6 +14,8 @@ import torch
 from .distributed import DistInfo, barrier, gather_objects
 from .errors import CheckpointMismatch
 
+CHECKPOINT = "checkpoint.pth"   # a job's checkpoint, in its folder
+
 
 def rng_state() -> dict[str, Any]:
     """Every random number generator a training step draws from."""

@@ -23,12 +23,10 @@ from tqdm import tqdm
 
 from ..config import save_config
 from .batches import augment_generator, epoch_loader
-from .checkpoint import load_training_state, save_training_state
+from .checkpoint import CHECKPOINT, load_training_state, save_training_state
 from .distributed import DistInfo, any_rank, mean_over_ranks, wrap_for_ranks
 from .errors import Diverged, TrainingError
 from .job import Job, LossTerms
-
-CHECKPOINT = "checkpoint.pth"
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,

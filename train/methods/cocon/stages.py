@@ -11,11 +11,10 @@ from typing import Any
 import torch
 
 from ...data import MultiViewClips, ViewAugment, as_blocks, view_kind
-from ...engine.checkpoint import read_checkpoint
+from ...engine.checkpoint import CHECKPOINT, read_checkpoint
 from ...engine.distributed import DistInfo
 from ...engine.errors import TrainingError
 from ...engine.job import Job, LossTerms
-from ...engine.runner import CHECKPOINT
 from ..protocol import Stage
 from .config import CoconConfig
 from .encoder import load_view_weights
