@@ -3,7 +3,8 @@ cpc-<view> or cocon stage, TCLR's single stage) or one fine-tuning unit; the eng
 optimiser step, the NaN guard, logging, checkpoints and resume, and asks the job for the rest.
 
 A job subclasses `Job`, sets the attributes below in its constructor and implements `build_model`, `inputs`
-and `losses`; the other methods have defaults that fit most jobs.
+and `losses`; the other methods have defaults that fit most jobs. Its datasets yield dicts that hold an
+`index` entry (one per clip: the engine counts clips by it and places this rank's clips in the global batch).
 """
 
 from __future__ import annotations
