@@ -1,5 +1,6 @@
 """Training throughput and peak memory at the test size: clips/s of full CoCon training steps on CPU
-(or the GPU when there is one), per stage (cpc on one view, cocon on two views).
+(or the GPU when there is one), per stage (cpc on one view, cocon on two views), each step the engine's public
+`Runner.step` (augmentation, forward, loss, NaN guard, backward, Adam).
 
     .venv/bin/python bench/bench_train.py [--steps 30] [--width 0.125] [--size 64] [--batch 4]
 """
