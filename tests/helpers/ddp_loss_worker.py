@@ -19,9 +19,9 @@ def main(out: str) -> None:
         batch = make_batch()
         per = GLOBAL_BATCH // dist.world_size
         local = {v: x[dist.rank * per:(dist.rank + 1) * per] for v, x in batch.items()}
-        out = cocon_losses(LossConfig(), net(local), cooperative=True, offset=dist.rank * per)
-        out.total.backward()
-        values = mean_over_ranks({**out.terms, "total": float(out.total)}, dist.device)
+        losses = cocon_losses(LossConfig(), net(local), cooperative=True, offset=dist.rank * per)
+        losses.total.backward()
+        values = mean_over_ranks({**losses.terms, "total": float(losses.total)}, dist.device)
         if dist.is_main:
             grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
             torch.save({"values": values, "grads": grads}, out)
