@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
