@@ -138,8 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("out", metavar="FOLDER", help="where to write the videos (one folder per class)")
     sample.add_argument("--frames", type=_positive_int, default=128,
                         help="frames per video (128 at stride 3 gives 42 stored frames, one 8x5-block clip)")
-    sample.add_argument("--per-class", type=int, choices=range(1, 5), default=4, metavar="{1..4}",
-                        help="videos per class (pan, rotate, zoom), each with another motion (default 4)")
+    sample.add_argument("--per-class", type=_positive_int, default=None, metavar="N",
+                        help="videos per class: 1..4 for the built-in sample (pan, rotate, zoom; default 4), "
+                             "any for --variant learning (default 20)")
+    sample.add_argument("--variant", choices=["sample", "learning"], default="sample",
+                        help="sample: the built-in 12 videos; learning: the learning benchmark's set, classes "
+                             "defined by motion only (docs/learning_benchmark.md)")
+    sample.add_argument("--classes", type=int, choices=range(2, 9), default=6, metavar="{2..8}",
+                        help="--variant learning: motion classes (default 6: pan, rotate, zoom, both ways)")
+    sample.add_argument("--seed", type=int, default=0, help="--variant learning: the seed every video is drawn from")
     return parser
 
 
@@ -235,9 +242,16 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from .synthetic import write_sample
+    from .learning_set import write_learning_set
+    from .synthetic import MAX_PER_CLASS, write_sample
 
-    paths = write_sample(args.out, num_frames=args.frames, per_class=args.per_class)
+    if args.variant == "learning":
+        paths = write_learning_set(args.out, num_classes=args.classes, per_class=args.per_class or 20,
+                                   seed=args.seed, num_frames=args.frames)
+    elif args.per_class is not None and args.per_class > MAX_PER_CLASS:
+        raise UserError(f"--per-class must be 1..{MAX_PER_CLASS} for the built-in sample, got {args.per_class}")
+    else:
+        paths = write_sample(args.out, num_frames=args.frames, per_class=args.per_class or MAX_PER_CLASS)
     print(f"wrote {len(paths)} sample videos under {args.out}", file=sys.stderr)
     return 0
 

@@ -33,14 +33,17 @@ def affine_step(dx: float = 0.0, dy: float = 0.0, angle_deg: float = 0.0, scale:
 
 
 def moving_frames(texture: np.ndarray, size: tuple[int, int], num_frames: int, step: np.ndarray,
-                  offset: tuple[int, int] = (0, 0)) -> list[np.ndarray]:
+                  offset: tuple[int, int] = (0, 0), start: np.ndarray | None = None) -> list[np.ndarray]:
     """Frames (h, w) cut from `texture` at `offset`, where content moves by `step` every frame.
 
-    `step` acts in frame coordinates; the crop keeps the frame away from the texture's borders.
+    `step` and `start` (the first frame's pose, default none) act in frame coordinates; the crop keeps the
+    frame away from the texture's borders.
     """
     h, w = size
     oy, ox = offset
     to_frame = np.array([[1, 0, -ox], [0, 1, -oy], [0, 0, 1]], dtype=np.float64)
+    if start is not None:
+        to_frame = start @ to_frame
     frames, motion = [], np.eye(3)
     for _ in range(num_frames):
         m = motion @ to_frame

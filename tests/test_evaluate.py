@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from matplotlib.image import imread
 
 from tests.conftest import ROOT, TINY_MOTION
@@ -39,8 +40,15 @@ def test_evaluation_report_metrics_and_figures(motion_store, motion_checkpoint, 
         assert align["videos"][0].split("/")[0] == align["videos"][1].split("/")[0]  # a same-class pair
     c = m["results"]["consistency"]
     assert c["classes"] == 3 and c["k"] == 2 and c["min_shared"] == 2 and 0 <= c["count"] <= 3
+    # 2 training videos per class of 6: R@5 and beyond hit for any features; k = classes - 1 counts every class.
+    assert m["recall_by_construction"] == [5, 10, 20] and m["recall_chance"]["1"] == pytest.approx(1 / 3)
+    assert c["informative"] is False and c["count"] == 3
     report = (run / "report.md").read_text()
-    assert "| all views |" in report and "Inter-class relationships" in report
+    not_informative = " | ".join(["not informative at this size"] * 3)
+    assert f"| chance (random ranking) | 33.3% | {not_informative} |" in report
+    assert "| all views | " in report and report.count(f"% | {not_informative} |") == 4  # 3 feature rows, chance
+    assert "Not informative at this size: with k = 2 nearest classes of 3" in report
+    assert "Inter-class relationships" in report
     figures = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
     assert len(figures) == 2 * 5  # per view: class similarity, t-SNE, histograms, neighbour strips, one alignment
     for rel in figures:

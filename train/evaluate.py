@@ -29,9 +29,10 @@ from .evaluate_config import EvalConfig
 from .evaluation.features import block_features, video_features
 from .evaluation.figures import (plot_alignment, plot_class_similarity, plot_cosine_histograms,
                                  plot_neighbour_strips, plot_tsne)
-from .evaluation.metrics import (class_similarity, consistency, l2_normalise_rows, nearest_classes,
-                                 nearest_neighbours, pair_cosines, recall_at_k, soft_alignment)
-from .evaluation.report import Section, format_percent, write_report
+from .evaluation.metrics import (by_construction, chance_recall_at_k, class_similarity, consistency,
+                                 consistency_informative, l2_normalise_rows, nearest_classes, nearest_neighbours,
+                                 pair_cosines, recall_at_k, soft_alignment)
+from .evaluation.report import NOT_INFORMATIVE, Section, missing_classes_note, recall_table, write_report
 from .methods import Encoder, EncoderRequest, checkpoint_views, load_encoder
 
 ALL_VIEWS = "all views"
@@ -199,18 +200,21 @@ class Evaluation:
             present = sorted(set(self.test_labels.tolist()))
             self.results["consistency"] = {
                 "count": count, "classes": len(present), "min_shared": self.consistency_min, "k": self.neighbour_k,
+                "informative": consistency_informative(self.neighbour_k, len(present)),
                 "shared_per_class": {self.names[c]: int(shared[c]) for c in present}}
         return self.report()
 
     def report(self) -> Path:
         cfg, a = self.cfg, self.cfg.analysis
+        chance = chance_recall_at_k(self.test_labels, self.train_labels, a.recall_ks)
         metrics = {"checkpoints": {v: cfg.checkpoint_for(v) or "random initialisation" for v in self.views},
                    "store": cfg.data.root,
                    "split": cfg.data.split or "holdout", "queries": len(self.test_ids), "gallery": len(self.train_ids),
-                   "classes": self.names, "views": self.views, "results": self.results}
-        rows = [["features"] + [f"R@{k}" for k in a.recall_ks]]
-        for name in self.views + ([ALL_VIEWS] if ALL_VIEWS in self.results else []):
-            rows.append([name] + [format_percent(self.results[name]["recall"][str(k)]) for k in a.recall_ks])
+                   "classes": self.names, "views": self.views, "results": self.results,
+                   "recall_chance": {str(k): p for k, p in chance.items()},
+                   "recall_by_construction": by_construction(chance)}
+        names = self.views + ([ALL_VIEWS] if ALL_VIEWS in self.results else [])
+        rows = recall_table({n: {k: self.results[n]["recall"][str(k)] for k in a.recall_ks} for n in names}, chance)
         split = f"split {cfg.data.split}" if cfg.data.split is not None else f"a stratified {cfg.data.holdout:g} hold-out"
         sections = [
             Section("Setup", "Checkpoints: " + ", ".join(f"{v} `{c}`" for v, c in metrics["checkpoints"].items())
@@ -218,13 +222,19 @@ class Evaluation:
                       f"{len(self.train_ids)} training videos. A video's feature is F = g(f(.)) spatially pooled, "
                       f"averaged over up to {cfg.data.clips_per_video or 'all'} clips of {cfg.data.num_blocks}x"
                       f"{cfg.data.block_frames} stored frames, L2-normalised; '{ALL_VIEWS}' concatenates the views' "
-                      f"features."),
+                      f"features. " + missing_classes_note(self.names, self.test_labels, self.train_labels)),
             Section("Nearest-neighbour retrieval", "R@k: the fraction of test videos with a training video of "
-                    "their class among their k most similar (cosine).", table=rows)]
+                    "their class among their k most similar (cosine); chance: the R@k of a random ranking. "
+                    f"'{NOT_INFORMATIVE}': every test video has fewer than k training videos of other classes, "
+                    "so R@k is 100% for any features.", table=rows)]
         if "consistency" in self.results:
             c = self.results["consistency"]
+            verdict = "" if c["informative"] else (
+                f"{NOT_INFORMATIVE[0].upper()}{NOT_INFORMATIVE[1:]}: with k = {c['k']} nearest classes of "
+                f"{c['classes']}, every class's list holds all the other classes in every view, so the count "
+                f"below is {c['classes']} of {c['classes']} for any features. ")
             sections.append(Section(
-                "Inter-class relationships", f"**{c['count']} of {c['classes']} classes** keep at least "
+                "Inter-class relationships", verdict + f"**{c['count']} of {c['classes']} classes** keep at least "
                 f"{c['min_shared']} of their {c['k']} nearest classes (mean cosine similarity of test videos) in "
                 f"every view (CoCon reports 41 vs 10 for CPC among UCF101's 101 classes, 4 of 5)"
                 + (f"; k and the threshold are scaled from {a.consistency_min} of {a.nearest_classes} because the test "

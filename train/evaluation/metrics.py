@@ -6,6 +6,7 @@ Rankings are stable everywhere: equal scores keep the lower index first, so ever
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -233,3 +234,45 @@ def smooth(matrix: np.ndarray, sigma: float) -> np.ndarray:
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     matrix = np.array(matrix, dtype=np.float64)
     return matrix if sigma == 0 else gaussian_filter(matrix, sigma, mode="nearest")
+
+
+def chance_recall_at_k(query_labels: np.ndarray, gallery_labels: np.ndarray,
+                       ks: Iterable[int] = (1, 5, 10, 20)) -> dict[int, float]:
+    """{k: R@k of a ranking drawn at random}: the mean over queries of 1 - C(G - n, k) / C(G, k), n being the
+    gallery videos of the query's class and G the gallery size (k > G counts as G, as in `recall_at_k`).
+
+    It is 1.0 exactly when every query has fewer than k gallery videos of other classes (k > G - n): then R@k
+    is 100% for any features, a number that holds by construction. A query class absent from the gallery
+    contributes 0 (it can never be hit)."""
+    ks = _ks(ks)
+    query_labels = _labels("query_labels", query_labels, None)
+    gallery_labels = _labels("gallery_labels", gallery_labels, None)
+    if query_labels.size == 0 or gallery_labels.size == 0:
+        raise ValueError("chance_recall_at_k needs at least one query and one gallery video")
+    g = int(gallery_labels.size)
+    classes, counts = np.unique(query_labels, return_counts=True)
+    in_gallery = np.bincount(gallery_labels, minlength=int(classes.max()) + 1)[classes]
+    out = {}
+    for k in ks:
+        k_eff = min(k, g)
+        hit = [1.0 - math.comb(g - int(n), k_eff) / math.comb(g, k_eff) for n in in_gallery]
+        out[k] = float(np.dot(hit, counts) / counts.sum())
+    return out
+
+
+def by_construction(chance: Mapping[int, float]) -> list[int]:
+    """The cut-offs k whose R@k is 100% for any features (chance R@k exactly 1)."""
+    return [k for k, p in chance.items() if p == 1.0]
+
+
+def consistency_informative(k: int, num_classes: int) -> bool:
+    """Whether the inter-class consistency count can tell features apart: with k >= classes - 1 every
+    class's k nearest classes are all the other classes in every view, so every class counts, whatever
+    the features."""
+    return k < num_classes - 1
+
+
+def classes_without(labels: np.ndarray, num_classes: int) -> list[int]:
+    """The class ids in 0..num_classes-1 that no video of `labels` has."""
+    labels = _labels("labels", labels, None, num_classes)
+    return [int(c) for c in np.flatnonzero(np.bincount(labels, minlength=num_classes) == 0)]

@@ -33,6 +33,37 @@ def format_percent(x: float | None, digits: int = 1) -> str:
     return f"{100.0 * float(x):.{digits}f}%"
 
 
+NOT_INFORMATIVE = "not informative at this size"
+
+
+def recall_table(recalls: Mapping[str, Mapping[int, float]], chance: Mapping[int, float]) -> list[list[str]]:
+    """The retrieval table: a row of R@k per feature set, then the chance row (a random ranking); a k whose
+    chance is 100% (every query has fewer than k gallery videos of other classes) holds by construction and
+    is printed as NOT_INFORMATIVE."""
+    ks = list(chance)
+    rows = [["features"] + [f"R@{k}" for k in ks]]
+    for name, recall in recalls.items():
+        rows.append([name] + [NOT_INFORMATIVE if chance[k] == 1.0 else format_percent(recall[k]) for k in ks])
+    rows.append(["chance (random ranking)"] + [NOT_INFORMATIVE if chance[k] == 1.0 else format_percent(chance[k])
+                                               for k in ks])
+    return rows
+
+
+def missing_classes_note(names: list[str], test_labels: np.ndarray, gallery_labels: np.ndarray) -> str:
+    """A sentence naming the classes without a test video and those without a training (gallery) video,
+    or "" when every class has both."""
+    def absent(labels: np.ndarray) -> list[str]:
+        present = set(np.asarray(labels).tolist())
+        return [name for c, name in enumerate(names) if c not in present]
+
+    parts = []
+    for what, missing in (("test", absent(test_labels)), ("training", absent(gallery_labels))):
+        if missing:
+            shown = ", ".join(missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
+            parts.append(f"{len(missing)} of {len(names)} classes have no {what} video: {shown}.")
+    return " ".join(parts)
+
+
 def _plain(value: Any) -> Any:
     """value with numpy scalars and arrays, tuples and paths made JSON types, and NaN or inf made None."""
     if isinstance(value, Mapping):

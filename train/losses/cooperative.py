@@ -16,6 +16,9 @@ from ..models.cpc import l2_normalise
 from .cpc import Gather, gathered
 
 GRANULARITIES = ("block", "clip")
+# L_sim's overall factor: the paper's sum of two means, or CoCon's code, whose weighted hinge averages the
+# positive and negative terms with weight 1/2 each (half the paper's value at mu = 1; research/cocon_parity.md).
+SIM_SCALES: dict[str, float] = {"paper": 1.0, "authors": 0.5}
 _PENALTIES: dict[str, Callable[[Tensor], Tensor]] = {"squared": torch.square, "l1": torch.abs}
 PENALTIES = tuple(_PENALTIES)  # L_sync penalties: "squared" (the paper), "l1" (the authors' code)
 
@@ -45,15 +48,26 @@ def _positive_mask(rows: int, cols: int, offset: int, device: torch.device) -> T
     return mask
 
 
+def _sim_scale(name: str) -> float:
+    """The L_sim factor called `name`."""
+    if name not in SIM_SCALES:
+        raise ValueError(f"sim_scale must be one of {sorted(SIM_SCALES)}, got {name!r}")
+    return SIM_SCALES[name]
+
+
 def sim_loss(h0: Tensor, h1: Tensor, mu: float = 1.0, gather: Gather | None = None,
-             offset: int = 0) -> tuple[Tensor, dict[str, float]]:
-    """L_sim = mean_a D(h0^a, h1^a) + mu * mean_{a!=b} max(0, 1 - D(h0^a, h1^b))."""
+             offset: int = 0, scale: str = "paper") -> tuple[Tensor, dict[str, float]]:
+    """L_sim = mean_a D(h0^a, h1^a) + mu * mean_{a!=b} max(0, 1 - D(h0^a, h1^b)), times 1/2 with
+    scale="authors" (CoCon's code)."""
+    factor = _sim_scale(scale)
     cos = h0 @ gathered(h1, gather).T
     pos = _positive_mask(*cos.shape, offset, cos.device)
     pos_cos, neg_cos = cos[pos], cos[~pos]
     loss = (1 - pos_cos).mean()
     if neg_cos.numel():
         loss = loss + mu * neg_cos.clamp(min=0).mean()
+    if factor != 1.0:
+        loss = factor * loss
     with torch.no_grad():
         nan = torch.full((), float("nan"), device=cos.device)
         means = torch.stack([pos_cos.mean(), neg_cos.mean() if neg_cos.numel() else nan]).tolist()
@@ -78,15 +92,17 @@ def sync_loss(h0: Tensor, h1: Tensor, penalty: str = "squared", gather: Gather |
 def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_sim: float = 1.0,
                lambda_sync: float = 1.0, mu: float = 1.0, penalty: str = "squared",
                granularity: str = "block", gather: Gather | None = None, offset: int = 0,
-               ) -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
+               sim_scale: str = "paper") -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
     """L_cocon = sum_v L_cpc(v) + lambda_sim sum_pairs L_sim + lambda_sync sum_pairs L_sync.
 
     pooled: view -> (B, N, D) from `pool_blocks`; offset: this rank's first CLIP in the gathered
-    batch. Pairs are unordered, in sorted view-name order, named "first-second"."""
+    batch; sim_scale: see `sim_loss`. Pairs are unordered, in sorted view-name order, named
+    "first-second"."""
     if set(cpc_losses) != set(pooled) or not pooled:
         raise ValueError(f"cpc_losses and pooled must name the same views, got "
                          f"{sorted(cpc_losses)} and {sorted(pooled)}")
     _penalty(penalty)
+    _sim_scale(sim_scale)
     views = sorted(pooled)
     shapes = {tuple(pooled[v].shape[:2]) for v in views}
     if len(shapes) != 1:
@@ -98,7 +114,7 @@ def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_
     stats: dict[str, float] = {}
     for a, b in combinations(views, 2):
         pair = f"{a}-{b}"
-        sim, sim_stats = sim_loss(h[a], h[b], mu, gather, offset * per_clip)
+        sim, sim_stats = sim_loss(h[a], h[b], mu, gather, offset * per_clip, sim_scale)
         sync, _ = sync_loss(h[a], h[b], penalty, gather, offset * per_clip)
         total = total + lambda_sim * sim + lambda_sync * sync
         terms[f"sim/{pair}"], terms[f"sync/{pair}"] = sim.detach(), sync.detach()

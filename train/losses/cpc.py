@@ -22,17 +22,18 @@ def _cells(x: Tensor) -> Tensor:
 
 
 def cpc_loss(pred: Tensor, target: Tensor, temperature: float = 0.07, gather: Gather | None = None,
-             offset: int = 0) -> tuple[Tensor, dict[str, float]]:
+             offset: int = 0, temperature_twice: bool = False) -> tuple[Tensor, dict[str, float]]:
     """Mean over local predicted cells of -log softmax(pred . target_all / tau) at the true cell.
 
     pred, target: (B, P, D, h, w), already L2-normalised; offset = this rank's first clip index
-    in the gathered batch."""
+    in the gathered batch. temperature_twice: divide by tau^2, as CoCon's code does (it divides both
+    sides by tau); the same as temperature=tau^2."""
     if pred.shape != target.shape or pred.ndim != 5:
         raise ValueError(f"pred and target must both be (B, P, D, h, w), got {tuple(pred.shape)} "
                          f"and {tuple(target.shape)}")
     rows = _cells(pred)
     cols = _cells(gathered(target, gather))
-    logits = rows @ cols.T / temperature
+    logits = rows @ cols.T / (temperature * temperature if temperature_twice else temperature)
     per_clip = rows.shape[0] // pred.shape[0]
     labels = torch.arange(rows.shape[0], device=rows.device) + offset * per_clip
     loss = F.cross_entropy(logits, labels)
