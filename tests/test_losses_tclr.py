@@ -134,4 +134,4 @@ def test_free_embeddings_learn() -> None:
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < 0.1 * losses[0], losses  # measured: 76.8 -> 2.9
