@@ -125,9 +125,8 @@ class ClipAugment(torch.nn.Module):
         """(B, T, H, W, C) uint8 -> (B, C, T, size, size) float32 on x's device."""
         if x.dim() != 5:
             raise ValueError(f"expected clips (B, T, H, W, C), got shape {tuple(x.shape)}")
-        b, t, h, w, c = x.shape
-        if self.kind == "rgb" and c != 3:
-            raise ValueError(f"rgb clips need 3 channels, got {c}")
+        if self.kind == "rgb" and x.shape[-1] != 3:
+            raise ValueError(f"rgb clips need 3 channels, got {x.shape[-1]}")
         y = self._geometry(x, generator)  # (B, C, T, s, s) in 0..255
         if self.kind == "flow":
             return (y - FLOW_CENTRE) / FLOW_CENTRE
