@@ -107,7 +107,7 @@ def test_gathered_halves_average_to_the_full_batch_loss_and_gradients() -> None:
     parts, part_terms = [], []
     for r in (0, 1):
         rows = slice(4 * r, 4 * r + 4)
-        fulls = [sparse_global[:, 0], sparse_global[:, 1], dense]
+        fulls = [sparse_global, dense]
         loss, terms = tclr_loss(sparse_global[rows], sparse_local[rows], dense[rows],
                                 gather=graph_gather(fulls, r), offset=4 * r)
         parts.append(loss)

@@ -28,18 +28,19 @@ TEMPERATURE = 0.1
 LL_REDUCTIONS = ("sum", "mean")
 
 
-def _anchor_losses(anchors: Tensor, partners: Tensor, anchors_all: Tensor, partners_all: Tensor,
-                   temperature: float, offset: int) -> Tensor:
+def _anchor_losses(anchors: Tensor, anchors_all: Tensor, partners_all: Tensor, temperature: float,
+                   offset: int) -> Tensor:
     """Per anchor a (..., m): -s(z_a, z'_a) + log(sum_{b != a} e^{s(z_a, z_b)} + sum_b e^{s(z_a, z'_b)}).
 
-    anchors, partners (..., m, D) are this rank's rows; *_all (..., M, D) the gathered columns, in which
-    anchor a sits at offset + a."""
-    m = anchors.shape[-2]
+    anchors (..., m, D) are this rank's rows; anchors_all, partners_all (..., M, D) the gathered columns, in
+    which anchor a and its partner sit at offset + a."""
+    m, total = anchors.shape[-2], anchors_all.shape[-2]
     own = anchors @ anchors_all.transpose(-1, -2) / temperature
     cross = anchors @ partners_all.transpose(-1, -2) / temperature
     rows = torch.arange(m, device=anchors.device)
-    own = own.clone()
-    own[..., rows, rows + offset] = float("-inf")  # an anchor is not its own negative
+    itself = torch.zeros(m, total, dtype=torch.bool, device=anchors.device)
+    itself[rows, rows + offset] = True
+    own = own.masked_fill(itself, float("-inf"))  # an anchor is not its own negative
     positive = cross[..., rows, rows + offset]
     return torch.logsumexp(torch.cat([own, cross], dim=-1), dim=-1) - positive
 
@@ -47,8 +48,8 @@ def _anchor_losses(anchors: Tensor, partners: Tensor, anchors_all: Tensor, partn
 def _nt_xent_gathered(z_i: Tensor, z_j: Tensor, all_i: Tensor, all_j: Tensor, temperature: float,
                       offset: int) -> Tensor:
     """NT-Xent of local rows against already-gathered columns (see `nt_xent`)."""
-    both = torch.cat([_anchor_losses(z_i, z_j, all_i, all_j, temperature, offset),
-                      _anchor_losses(z_j, z_i, all_j, all_i, temperature, offset)], dim=-1)
+    both = torch.cat([_anchor_losses(z_i, all_i, all_j, temperature, offset),
+                      _anchor_losses(z_j, all_j, all_i, temperature, offset)], dim=-1)
     return both.mean(dim=-1)
 
 
@@ -71,7 +72,8 @@ def ic_global_loss(sparse_global: Tensor, temperature: float = TEMPERATURE, gath
                    offset: int = 0) -> Tensor:
     """L_IC, global part: NT-Xent between the two augmentations of the sparse clip,
     -log h(G_i, G'_i) / sum_j [1_{j != i} h(G_i, G_j) + h(G_i, G'_j)], averaged over both directions."""
-    return nt_xent(sparse_global[:, 0], sparse_global[:, 1], temperature, gather, offset)
+    both = gathered(sparse_global, gather)  # one gather for the two augmentations
+    return _nt_xent_gathered(sparse_global[:, 0], sparse_global[:, 1], both[:, 0], both[:, 1], temperature, offset)
 
 
 def ic_local_loss(dense: Tensor, temperature: float = TEMPERATURE, gather: Gather | None = None,
