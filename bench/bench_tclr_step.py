@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     first = {"ours": our_step(ours, opts["ours"], sparse, dense), "reference": ref_step(ref, opts["reference"], sparse, dense)}
     if abs(first["ours"] - first["reference"]) > 1e-3 * abs(first["reference"]):
         raise SystemExit(f"error: the two steps disagree on one batch: {first}")
+    print(f"warm-up step losses agree: {first}", flush=True)
     times: dict[str, dict[str, list[float]]] = {k: {"cpu_s": [], "wall_s": []} for k in opts}
     for _ in range(args.repeats):
         sparse, dense = batch()
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref_step(ref, opts[name], sparse, dense)
             times[name]["cpu_s"].append(time.process_time() - cpu)
             times[name]["wall_s"].append(time.perf_counter() - wall)
+            print(f"{name}: CPU {times[name]['cpu_s'][-1]:.2f} s, wall {times[name]['wall_s'][-1]:.2f} s", flush=True)
     med = {k: {m: statistics.median(v) for m, v in d.items()} for k, d in times.items()}
     result = {"config": {k: getattr(args, k) for k in ("width", "frames", "size", "batch", "repeats", "threads")},
               "first_step_loss": first, "steps": times, "median": med,

@@ -136,7 +136,7 @@ class ClipAugment(torch.nn.Module):
         if self.train_mode:
             y = self._colour(y, generator)
             y = self._erase(y, generator)
-        return (y - self.mean) / self.std if self.normalise else y
+        return (y - self.mean.to(y.device)) / self.std.to(y.device) if self.normalise else y
 
     def _geometry(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         """Crop, resize and flip per clip: (B, T, H, W, C) -> float (B, C, T, s, s)."""
