@@ -58,6 +58,29 @@ def hue_matrices(angle: torch.Tensor) -> torch.Tensor:
     return yiq_inv @ rot @ yiq
 
 
+def adjust_brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """RGB frames (F, 3, H, W) in [0, 1] times a per-frame factor (F,), clamped."""
+    return (x * factor.view(-1, 1, 1, 1)).clamp_(0, 1)
+
+
+def adjust_contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend each frame with its mean luma by a per-frame factor (F,), clamped."""
+    mean = luma(x).mean(dim=(1, 2, 3), keepdim=True)
+    return (mean + factor.view(-1, 1, 1, 1) * (x - mean)).clamp_(0, 1)
+
+
+def adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Blend each frame with its grey (luma) image by a per-frame factor (F,), clamped."""
+    grey = luma(x)
+    return (grey + factor.view(-1, 1, 1, 1) * (x - grey)).clamp_(0, 1)
+
+
+def adjust_hue(x: torch.Tensor, turn: torch.Tensor) -> torch.Tensor:
+    """Rotate each frame's hue by a per-frame fraction of a full circle (F,) in YIQ space, clamped."""
+    m = hue_matrices(turn * (2 * math.pi))
+    return torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
+
+
 def colour_jitter(x: torch.Tensor, jitter: tuple[float, float, float, float],
                   generator: torch.Generator | None) -> torch.Tensor:
     """Per-frame brightness, contrast, saturation factors in [1−a, 1+a] and a hue turn in [−h, h] of a full
@@ -65,18 +88,13 @@ def colour_jitter(x: torch.Tensor, jitter: tuple[float, float, float, float],
     b, c, s, h = jitter
     n = x.shape[0]
     if b > 0:
-        x = (x * _uniform(n, 1 - b, 1 + b, x, generator).view(n, 1, 1, 1)).clamp_(0, 1)
+        x = adjust_brightness(x, _uniform(n, 1 - b, 1 + b, x, generator))
     if c > 0:
-        mean = luma(x).mean(dim=(1, 2, 3), keepdim=True)
-        f = _uniform(n, 1 - c, 1 + c, x, generator).view(n, 1, 1, 1)
-        x = (mean + f * (x - mean)).clamp_(0, 1)
+        x = adjust_contrast(x, _uniform(n, 1 - c, 1 + c, x, generator))
     if s > 0:
-        grey = luma(x)
-        f = _uniform(n, 1 - s, 1 + s, x, generator).view(n, 1, 1, 1)
-        x = (grey + f * (x - grey)).clamp_(0, 1)
+        x = adjust_saturation(x, _uniform(n, 1 - s, 1 + s, x, generator))
     if h > 0:
-        m = hue_matrices(_uniform(n, -h, h, x, generator) * (2 * math.pi))
-        x = torch.einsum("nij,njhw->nihw", m, x).clamp_(0, 1)
+        x = adjust_hue(x, _uniform(n, -h, h, x, generator))
     return x
 
 
