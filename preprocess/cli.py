@@ -12,6 +12,7 @@ from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_S
 
 from .errors import UserError, WorkerError
 from .flow import FLOW_BACKENDS
+from .frame_policy import add_frame_arguments, policy_from_args
 from .store.compression import COMPRESSIONS
 
 EXIT_USER_ERROR, EXIT_WORKER_ERROR = 2, 1
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep one source frame in STRIDE (fixed when the store is created)")
     frames.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE,
                         help="short side of stored RGB and flow frames, pixels (area interpolation)")
+    add_frame_arguments(frames)
     flow = run.add_argument_group("optical flow", "flow is computed on grey frames at the stored size, from "
                                                   "source frame t to t+1, for stored frames only")
     flow.add_argument("--flow-bound", type=float, default=DEFAULT_FLOW_BOUND,
@@ -157,7 +159,8 @@ def _run(args: argparse.Namespace) -> int:
                           pose_config=args.pose_config, pose_checkpoint=args.pose_checkpoint,
                           det_config=args.det_config, det_checkpoint=args.det_checkpoint,
                           seg_config=args.seg_config, seg_checkpoint=args.seg_checkpoint,
-                          seg_person_class=args.seg_person_class, model_device=args.model_device)
+                          seg_person_class=args.seg_person_class, model_device=args.model_device,
+                          frames=policy_from_args(args))
     cfg = RunConfig(videos=args.videos, out=args.out, views=views, options=options, dataset=args.dataset,
                     annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
                     scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,
@@ -192,15 +195,45 @@ def summarise(scan: Any) -> dict[str, Any]:
     }
     for name, v in scan.views.items():
         shapes = sorted({e.frame_shape for e in v.videos.values()})
+        entries = list(v.videos.values())
         out["views"][name] = {
             "shards_done": len(v.shard_ids), "videos": len(v.videos), "failed": len(v.failures),
             "frames": v.frames, "bytes": v.bytes,
             "bytes_per_frame": round(v.bytes / v.frames, 1) if v.frames else None,
             "frame_shapes": [list(s) for s in shapes[:3]] + (["..."] if len(shapes) > 3 else []),
+            "frame_shape_range": shape_range(shapes),
+            "videos_missing_end_frames": sum(e.missing_end_frames > 0 for e in entries),
+            "missing_end_frames": sum(e.missing_end_frames for e in entries),
+            "videos_long_side_capped": sum(e.long_side_capped for e in entries),
+            "repeated_successors": sum(e.repeated_successors for e in entries),
+            "flow_past_repeats": sum(e.skipped_repeats for e in entries),
             "compression": v.meta.get("compression"), "size": v.meta.get("size"),
             "params": v.meta.get("params"), "versions": v.meta.get("versions"),
         }
     return out
+
+
+def shape_range(shapes: list[tuple[int, ...]]) -> str:
+    """'128x171x3' for one frame shape, '(96..128)x(128..171)x3' for several."""
+    if not shapes:
+        return "-"
+    dims = zip(*shapes)
+    return "x".join(str(lo) if lo == hi else f"({lo}..{hi})" for lo, hi in ((min(d), max(d)) for d in dims))
+
+
+def frame_notes(view: dict[str, Any]) -> list[str]:
+    """What decoding found that a user should know: frames missing at the end, bounded long sides, repeats."""
+    notes = []
+    if view["videos_missing_end_frames"]:
+        notes.append(f"{view['videos_missing_end_frames']} videos end before their declared length "
+                     f"({view['missing_end_frames']} frames missing in all; attribute missing_end_frames)")
+    if view["videos_long_side_capped"]:
+        notes.append(f"{view['videos_long_side_capped']} videos have an extreme aspect ratio: long side bounded "
+                     f"by --max-long-side (attribute long_side_capped)")
+    if view["repeated_successors"]:
+        notes.append(f"{view['repeated_successors']} stored frames have a repeated next source frame; "
+                     f"{view['flow_past_repeats']} have flow to the next frame that differs (flow_target_indices)")
+    return notes
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -220,7 +253,9 @@ def _info(args: argparse.Namespace) -> int:
         mb = v["bytes"] / 1e6
         print(f"  {name}: {v['videos']} videos, {v['failed']} failed, {v['frames']} frames, {mb:.1f} MB "
               f"({v['bytes_per_frame']} B/frame), shards {v['shards_done']}/{summary['shards']}, "
-              f"frame shape {v['frame_shapes'][0] if v['frame_shapes'] else '-'}, {v['compression']}")
+              f"frame shape {v['frame_shape_range']}, {v['compression']}")
+        for line in frame_notes(v):
+            print(f"    {line}")
         print(f"    params: {json.dumps(v['params'], sort_keys=True)}")
     if args.failures:
         for name, v in scan.views.items():

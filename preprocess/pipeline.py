@@ -21,6 +21,7 @@ from data_specs import VideoRecord
 from .decode import FramePair, VideoMeta, decode_pairs
 from .errors import VideoError
 from .store.layout import PARTIAL_RE, shard_path, view_dir
+from .store.entries import flow_target_entry, video_attrs
 from .store.writer import ShardWriter
 from .views import ViewOptions, build_view, library_versions
 
@@ -149,12 +150,13 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
         comp.reset()
     indices: list[int] = []
     times: list[float] = []
+    targets: list[int] = []
     decode_s = write_s = 0.0
     for writer in writers:
         writer.begin_video(record.id)
     try:
         frames = decode_pairs(record.path, task.options.stride, task.options.size, with_next, meta,
-                              threads=task.decode_threads, with_source=with_source)
+                              threads=task.decode_threads, with_source=with_source, policy=task.options.frames)
         batch: list[FramePair] = []
         while True:
             t = time.perf_counter()
@@ -165,6 +167,7 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
             if batch and (pair is None or len(batch) == BATCH_FRAMES):
                 indices.extend(p.index for p in batch)
                 times.extend(p.time for p in batch)
+                targets.extend(p.next_index for p in batch)
                 for comp, writer in zip(computers, writers):
                     out = comp.compute(batch)
                     t = time.perf_counter()
@@ -173,14 +176,11 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
                 batch = []
             if pair is None:
                 break
-        attrs: dict[str, Any] = {
-            "source_path": record.path, "fps": meta.fps, "original_size": np.asarray(meta.original_size),
-            "rotation": meta.rotation, "source_frames": meta.decoded_frames, "codec": meta.codec,
-            "label": record.label,
-        }
+        attrs = video_attrs(record, meta)
         t = time.perf_counter()
-        for writer in writers:
-            _store_io(writer.end_video, np.asarray(indices), np.asarray(times), attrs)
+        for comp, writer in zip(computers, writers):
+            extra = flow_target_entry(meta, targets) if comp.needs_next else ({}, {})
+            _store_io(writer.end_video, np.asarray(indices), np.asarray(times), {**attrs, **extra[1]}, extra[0])
         write_s += time.perf_counter() - t
         result.videos += 1
         result.stored_frames += len(indices)

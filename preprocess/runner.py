@@ -23,6 +23,8 @@ from tqdm import tqdm
 from data_specs import DatasetError, load_video_list
 
 from .errors import UserError
+from .frame_policy import with_legacy_frames
+from .settings_diff import differences
 from .dask_runs import run_shards_on_dask
 from .pipeline import ShardResult, ShardTask
 from .worker_pool import run_shards
@@ -85,12 +87,11 @@ def ensure_view_meta(root: Path, computers: Iterable) -> None:
     for comp in computers:
         path = view_dir(root, comp.name) / VIEW_META
         have = create_json_once(path, {**comp.attrs, "versions": library_versions()})
-        have_attrs = {k: v for k, v in have.items() if k != "versions"}
-        want_attrs = _jsonable(comp.attrs)
-        if have_attrs != want_attrs:
-            diff = sorted(k for k in set(have_attrs) | set(want_attrs) if have_attrs.get(k) != want_attrs.get(k))
-            raise UserError(f"{path.parent} was made with other settings ({', '.join(diff)} differ: "
-                            f"{ {k: have_attrs.get(k) for k in diff} }); use the same settings or another --out")
+        have_attrs = with_legacy_frames({k: v for k, v in have.items() if k != "versions"})
+        diff = differences(have_attrs, _jsonable(comp.attrs))
+        if diff:
+            raise UserError(f"{path.parent} was made with other settings ({'; '.join(diff)}): "
+                            f"use the same settings or another --out")
 
 
 def _jsonable(obj: dict) -> dict:
