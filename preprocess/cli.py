@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS
 
 from .errors import UserError, WorkerError
+from .names import shown
 from .flow import FLOW_BACKENDS
 from .frame_policy import add_frame_arguments, policy_from_args
 from .store.compression import COMPRESSIONS
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="make (or finish) a store from videos",
                          description="Make a store from videos, or finish an interrupted one: finished shards "
                                      "are skipped. Exit status: 0 all stored, 3 some videos failed (listed in "
-                                     "ROOT/failures.tsv), 2 a usage error.",
+                                     "ROOT/failures.tsv), 4 some shards were left to another live job making "
+                                     "them, 2 a usage error.",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = run.add_argument_group("input")
     src.add_argument("--videos", required=True, metavar="PATH",
@@ -122,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the shards on a Dask cluster (e.g. tcp://host:8786)")
     par.add_argument("--decode-threads", type=_positive_int, default=1, help="FFmpeg decoding threads per worker")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--retry-failed", nargs="?", const="all", default=None, metavar="CLASS,...",
+                     help="make again the shards holding failed videos: all, or those failed for these reason "
+                          "classes: crashed (a worker died, e.g. out of memory), truncated, unreadable, decode, "
+                          "short, other (default: no retry)")
 
     verify = sub.add_parser("verify", help="check a store: shards readable, views aligned, nothing missing",
                             description="Check a store root; print each problem on one line; exit 1 if any.")
@@ -164,7 +170,8 @@ def _run(args: argparse.Namespace) -> int:
     cfg = RunConfig(videos=args.videos, out=args.out, views=views, options=options, dataset=args.dataset,
                     annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
                     scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,
-                    decode_threads=args.decode_threads, progress=not args.no_progress)
+                    decode_threads=args.decode_threads, progress=not args.no_progress,
+                    retry_failed=args.retry_failed)
     return run(cfg)
 
 
@@ -260,7 +267,7 @@ def _info(args: argparse.Namespace) -> int:
     if args.failures:
         for name, v in scan.views.items():
             for vid, reason in sorted(v.failures.items()):
-                print(f"  failed {name} {vid}: {reason}")
+                print(f"  failed {name} {shown(vid)}: {shown(reason)}")
     if scan.problems:
         print(f"  {len(scan.problems)} problem(s): run `python -m preprocess verify {args.root}`")
     return 0

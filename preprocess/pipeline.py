@@ -6,8 +6,6 @@ every view's failures record with its reason and the shard goes on.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,8 @@ from data_specs import VideoRecord
 
 from .decode import FramePair, VideoMeta, decode_pairs
 from .errors import VideoError
-from .store.layout import PARTIAL_RE, shard_path, view_dir
+from .store.claims import ShardBusy, ShardClaim, remove_partials
+from .store.layout import shard_path
 from .store.entries import flow_target_entry, video_attrs
 from .store.writer import ShardWriter
 from .views import ViewOptions, build_view, library_versions
@@ -40,6 +39,7 @@ class ShardTask:
     decode_threads: int = 1
     cv_threads: int = 1
     crashed: dict[str, str] = field(default_factory=dict)  # video id -> why its worker died; not retried
+    replace: bool = False  # make the views even where a finished shard exists (run --retry-failed)
 
 
 @dataclass
@@ -52,36 +52,7 @@ class ShardResult:
     decoded_frames: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def remove_stale_partials(root: Path, view: str, shard: int) -> None:
-    """Delete partial files of this shard left by dead processes on this host."""
-    host = socket.gethostname()
-    folder = view_dir(root, view)
-    if not folder.is_dir():
-        return
-    for p in folder.iterdir():
-        m = PARTIAL_RE.match(p.name)
-        if not m or int(m.group(1)) != shard or m.group(2) != host:
-            continue
-        pid = int(m.group(3))
-        if pid == os.getpid() or not _alive(pid):
-            p.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this host still runs (a killed worker may linger as a zombie: dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    busy: str = ""  # why the shard was left alone: another live process is making it
 
 
 def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None = None) -> ShardResult:
@@ -89,17 +60,27 @@ def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None
     `on_video(id)` is called as each video starts and `on_video(None)` after the last, so that a supervisor
     knows which video, if any, a worker that died was making."""
     cv2.setNumThreads(task.cv_threads)
+    result = ShardResult(task.shard)
+    try:
+        with ShardClaim(Path(task.root), task.shard):
+            return _make_shard(task, on_video, result)
+    except ShardBusy as exc:  # a duplicate of this job runs: leave the shard to it, and say so
+        result.busy = str(exc)
+        return result
+
+
+def _make_shard(task: ShardTask, on_video: Callable[[str | None], None] | None, result: ShardResult) -> ShardResult:
+    """process_shard's work, under the shard's claim (so every partial file of the shard is stale)."""
     started = time.perf_counter()
     root = Path(task.root)
-    views = [v for v in task.views if not shard_path(root, v, task.shard).exists()]
-    result = ShardResult(task.shard)
+    views = [v for v in task.views if task.replace or not shard_path(root, v, task.shard).exists()]
     if not views:
         return result
     computers = [build_view(v, task.options) for v in views]
     versions = library_versions()
     writers = []
     for comp in computers:
-        remove_stale_partials(root, comp.name, task.shard)
+        remove_partials(root, comp.name, task.shard)
         writers.append(ShardWriter(root, comp.name, task.shard, {**comp.attrs, "versions": versions},
                                    comp.compression, task.options.block_frames))
     decode_s = write_s = 0.0

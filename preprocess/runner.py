@@ -23,6 +23,9 @@ from tqdm import tqdm
 from data_specs import DatasetError, load_video_list
 
 from .errors import UserError
+from .names import shown
+from .retry import parse_classes, shards_to_retry
+from .store.quarantine import set_aside_damaged
 from .frame_policy import with_legacy_frames
 from .settings_diff import differences
 from .dask_runs import run_shards_on_dask
@@ -33,7 +36,7 @@ from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
 from .views import ViewOptions, build_view, library_versions
 
-EXIT_OK, EXIT_FAILED_VIDEOS = 0, 3
+EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_SHARDS_BUSY = 0, 3, 4
 
 
 @dataclass
@@ -53,6 +56,7 @@ class RunConfig:
     videos_per_shard: int | None = None
     decode_threads: int = 1
     progress: bool = True
+    retry_failed: str | None = None  # reason classes to make again (retry.py), None: none
 
 
 def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] | None = None) -> tuple[int, int]:
@@ -169,9 +173,13 @@ def write_failures_table(root: Path, manifest: Manifest) -> Path:
     """ROOT/failures.tsv: one line per video and view that failed, from every finished shard."""
     rows = collect_failures(root, manifest, list_views(root), range(manifest.num_shards))
     path = root / "failures.tsv"
-    lines = ["view\tvideo\treason\tpath"] + [f"{r['view']}\t{r['id']}\t{r['reason']}\t{r['path']}" for r in rows]
+    if not rows:  # nothing fails (any more): no stale lines
+        path.unlink(missing_ok=True)
+        return path
+    lines = ["view\tvideo\treason\tpath"] + ["\t".join(shown(r[k]) for k in ("view", "id", "reason", "path"))
+                                            for r in rows]
     tmp = path.with_name(f".failures.tsv.{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -190,15 +198,21 @@ def run(cfg: RunConfig) -> int:
     task, num_tasks = resolve_task(cfg.shard, cfg.num_shards)
     manifest = create_or_check_manifest(root, videos, cfg.options.stride, cfg.videos_per_shard)
     ensure_view_meta(root, computers)
-    todo = plan(root, manifest, cfg.views, task, num_tasks)
     owned = range(task, manifest.num_shards, num_tasks)
+    for line in set_aside_damaged(root, cfg.views, owned):
+        print(line, file=sys.stderr)
+    todo = plan(root, manifest, cfg.views, task, num_tasks)
+    retry = _plan_retry(root, cfg, owned, todo)
+    todo = [(shard, cfg.views if shard in retry else views) for shard, views in todo] + \
+        [(shard, cfg.views) for shard in sorted(retry) if shard not in dict(todo)]
     n_videos = sum(len(manifest.shard_records(s)) for s, _ in todo)
     total_owned = sum(len(manifest.shard_records(s)) for s in owned)
     print(f"{root}: {len(manifest.records)} videos in {manifest.num_shards} shards; task {task}/{num_tasks} owns "
           f"{len(owned)} shards ({total_owned} videos), {len(todo)} to do ({n_videos} videos); "
           f"views {','.join(cfg.views)}", file=sys.stderr)
     tasks = [ShardTask(str(root), shard, manifest.shard_records(shard), missing, cfg.options,
-                       decode_threads=cfg.decode_threads) for shard, missing in todo]
+                       decode_threads=cfg.decode_threads, replace=shard in retry) for shard, missing in todo]
+    busy: list[str] = []
     started = time.time()
     totals = ShardResult(-1)
     with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True, desc="preprocess",
@@ -208,21 +222,37 @@ def run(cfg: RunConfig) -> int:
             totals.videos += res.videos
             totals.stored_frames += res.stored_frames
             totals.decoded_frames += res.decoded_frames
+            if res.busy:
+                busy.append(f"warning: shard {res.shard} left alone: {res.busy}; run again once that job ends")
             for key, value in res.seconds.items():
                 totals.seconds[key] = totals.seconds.get(key, 0.0) + value
     wall = time.time() - started
     failures = collect_failures(root, manifest, cfg.views, owned)
     failed_videos = sorted({f["id"] for f in failures})
     _write_log(root, cfg, task, num_tasks, manifest, totals, failures, wall)
-    if failures:
-        write_failures_table(root, manifest)
+    write_failures_table(root, manifest)
     ok = total_owned - len(failed_videos)
     print(f"done: {ok} of {total_owned} videos stored in {','.join(cfg.views)}; {len(failed_videos)} failed"
           + (f" (reasons in {root / 'failures.tsv'})" if failed_videos else "")
           + f"; this run made {totals.videos} videos, {totals.stored_frames} frames in {wall:.1f}s", file=sys.stderr)
     for f in failures[:10]:
-        print(f"  failed {f['view']} {f['id']}: {f['reason']}", file=sys.stderr)
-    return EXIT_FAILED_VIDEOS if failed_videos else EXIT_OK
+        print(f"  failed {f['view']} {shown(f['id'])}: {shown(f['reason'])}", file=sys.stderr)
+    for line in busy:
+        print(line, file=sys.stderr)
+    return EXIT_SHARDS_BUSY if busy else EXIT_FAILED_VIDEOS if failed_videos else EXIT_OK
+
+
+def _plan_retry(root: Path, cfg: RunConfig, owned: range, todo: list[tuple[int, list[str]]]) -> set[int]:
+    """Shards to make again under --retry-failed (finished ones whose failures are of the asked classes)."""
+    classes = parse_classes(cfg.retry_failed)
+    if classes is None:
+        return set()
+    retry = shards_to_retry(root, cfg.views, owned, classes)
+    others = [v for v in list_views(root) if v not in cfg.views]
+    print(f"retrying {sum(retry.values())} failed videos ({', '.join(sorted(classes))}) in {len(retry)} shards"
+          + (f"; views {', '.join(others)} are not in --views and keep their failures: list every view to keep "
+             f"them aligned" if retry and others else ""), file=sys.stderr)
+    return set(retry)
 
 
 def _write_log(root: Path, cfg: RunConfig, task: int, num_tasks: int, manifest: Manifest, totals: ShardResult,

@@ -10,6 +10,7 @@ import numpy as np
 from data_specs import VideoRecord
 
 from ..decode import VideoMeta
+from ..names import h5_text
 
 FLOW_TARGETS = "flow_target_indices"
 
@@ -17,7 +18,7 @@ FLOW_TARGETS = "flow_target_indices"
 def video_attrs(record: VideoRecord, meta: VideoMeta) -> dict[str, Any]:
     """Per-video attributes of every view: the source and what decoding found (gaps, bounds)."""
     return {
-        "source_path": record.path, "fps": meta.fps, "original_size": np.asarray(meta.original_size),
+        "source_path": h5_text(record.path), "fps": meta.fps, "original_size": np.asarray(meta.original_size),
         "rotation": meta.rotation, "source_frames": meta.decoded_frames, "codec": meta.codec,
         "label": record.label, "expected_frames": meta.expected_frames,
         "missing_end_frames": meta.missing_end_frames, "long_side_capped": meta.long_side_capped,

@@ -16,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..names import h5_text
 from .compression import compression_kwargs
 from .layout import FORMAT, fsync_dir, partial_path, shard_path, video_key
 
@@ -48,7 +49,8 @@ class ShardWriter:
     def begin_video(self, video_id: str) -> None:
         """Start a video's entry; frames follow with `append`."""
         self._group = self._videos.create_group(video_key(video_id))
-        self._group.attrs["id"] = video_id
+        self._group.attrs["id"] = h5_text(video_id)
+        self._video_id = video_id
         self._frames, self._buffer, self._buffered = None, [], 0
 
     def append(self, frames: np.ndarray) -> None:
@@ -90,7 +92,7 @@ class ShardWriter:
             self._group.create_dataset(name, data=data, fletcher32=bool(len(data)))
         for key, value in attrs.items():
             self._group.attrs[key] = value
-        self.videos.append(self._group.attrs["id"])
+        self.videos.append(self._video_id)
         self._group, self._frames = None, None
 
     def abort_video(self) -> None:
