@@ -26,6 +26,8 @@ def _key_values(text: str) -> dict[str, str]:
         if "=" not in item:
             raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
+        if not key.strip():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r} (no key)")
         out[key.strip()] = value.strip()
     return out
 
@@ -40,8 +42,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (`error: argument --stride: ...`), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show '(default: X)' once: not when the help already says its default, nor for a default of None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m preprocess",
         description="Decode videos and compute their views (RGB, optical flow) into chunked HDF5 stores.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -51,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "are skipped. Exit status: 0 all stored, 3 some videos failed (listed in "
                                      "ROOT/failures.tsv), 4 some shards were left to another live job making "
                                      "them, 2 a usage error.",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                         formatter_class=DefaultsHelpFormatter)
     src = run.add_argument_group("input")
     src.add_argument("--videos", required=True, metavar="PATH",
                      help="a folder of videos, a folder with one folder per class, or a dataset spec file "
@@ -276,6 +295,8 @@ def _info(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from .synthetic import write_sample
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"{args.out} is a file: give a folder to write the sample videos into")
     paths = write_sample(args.out, num_frames=args.frames, per_class=args.per_class)
     print(f"wrote {len(paths)} sample videos under {args.out}", file=sys.stderr)
     return 0
@@ -290,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except PermissionError as exc:  # a store or file this user may not write
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except WorkerError as exc:  # finished shards are kept, as after an interruption

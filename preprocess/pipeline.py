@@ -67,6 +67,8 @@ def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None
     except ShardBusy as exc:  # a duplicate of this job runs: leave the shard to it, and say so
         result.busy = str(exc)
         return result
+    except OSError as exc:  # a bad video is caught per video: this is the store (read-only, full, gone)
+        raise StoreWriteError(f"writing the store failed: {exc}") from exc
 
 
 def _make_shard(task: ShardTask, on_video: Callable[[str | None], None] | None, result: ShardResult) -> ShardResult:

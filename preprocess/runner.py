@@ -31,7 +31,7 @@ from .settings_diff import differences
 from .dask_runs import run_shards_on_dask
 from .pipeline import ShardResult, ShardTask
 from .worker_pool import run_shards
-from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
+from .store.layout import VIEW_META, create_json_once, read_json, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
 from .views import ViewOptions, build_view, library_versions
@@ -63,14 +63,31 @@ def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] 
     """This job's (index, count) among array jobs: from the options, else from Slurm, else (0, 1)."""
     env = os.environ if env is None else env
     if shard is None and num_shards is None and "SLURM_ARRAY_TASK_ID" in env:
-        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        shard = int(env["SLURM_ARRAY_TASK_ID"]) - first
-        num_shards = int(env.get("SLURM_ARRAY_TASK_COUNT", "1"))
+        first = _env_int(env, "SLURM_ARRAY_TASK_MIN", "0")
+        shard = _env_int(env, "SLURM_ARRAY_TASK_ID") - first
+        num_shards = _env_int(env, "SLURM_ARRAY_TASK_COUNT", "1")
     shard = 0 if shard is None else shard
     num_shards = 1 if num_shards is None else num_shards
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise UserError(f"--shard must be in [0, --num-shards); got --shard {shard} --num-shards {num_shards}")
     return shard, num_shards
+
+
+def _env_int(env: dict[str, str], name: str, default: str | None = None) -> int:
+    value = env.get(name, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"${name} is {value!r}, not an integer: give --shard and --num-shards instead") from None
+
+
+def check_output_folder(root: Path) -> None:
+    """--out must be a folder this process can write (or one it can create)."""
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a store folder")
+    for folder in [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write to {folder} (permission denied): the store must be writable by this user")
 
 
 def keep_recorded_compression(root: Path, views: Iterable[str], options: ViewOptions) -> ViewOptions:
@@ -80,7 +97,7 @@ def keep_recorded_compression(root: Path, views: Iterable[str], options: ViewOpt
     for view in views:
         path = view_dir(root, view) / VIEW_META
         if view not in chosen and path.exists():
-            recorded = json.loads(path.read_text()).get("compression")
+            recorded = read_json(path).get("compression")
             if recorded:
                 chosen[view] = recorded
     return dataclasses.replace(options, compression=chosen)
@@ -126,7 +143,7 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
         _check_reachable(scheduler)
         try:
             client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         return _dask_results(client, tasks, on_videos)
     if jobs <= 0:
@@ -134,14 +151,23 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
     return run_shards(tasks, jobs, on_videos)
 
 
+def scheduler_url(address: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port) of a scheduler address, or one line saying it is not one."""
+    from urllib.parse import urlparse
+    try:
+        url = urlparse(address if "://" in address else f"tcp://{address}")
+        return url.scheme, url.hostname, url.port
+    except ValueError as exc:
+        raise UserError(f"--scheduler {address!r} is not an address like tcp://host:8786 ({exc})") from None
+
+
 def _check_reachable(address: str) -> None:
     """Fail in one line, at once, when nothing listens at a tcp:// scheduler address."""
-    from urllib.parse import urlparse
-    url = urlparse(address if "://" in address else f"tcp://{address}")
-    if url.scheme != "tcp" or not url.hostname or not url.port:
+    scheme, host, port = scheduler_url(address)
+    if scheme != "tcp" or not host or not port:
         return
     try:
-        socket.create_connection((url.hostname, url.port), timeout=10).close()
+        socket.create_connection((host, port), timeout=10).close()
     except OSError as exc:
         raise UserError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
@@ -187,6 +213,9 @@ def write_failures_table(root: Path, manifest: Manifest) -> Path:
 def run(cfg: RunConfig) -> int:
     """Run (or resume) a preprocessing job; returns the exit status."""
     root = Path(cfg.out)
+    check_output_folder(root)
+    if cfg.scheduler:
+        scheduler_url(cfg.scheduler)
     cfg = dataclasses.replace(cfg, options=keep_recorded_compression(Path(cfg.out), cfg.views, cfg.options))
     computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
     try:

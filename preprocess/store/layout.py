@@ -83,7 +83,7 @@ def create_json_once(path: Path, obj: Any) -> Any:
     """
     path = Path(path)
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json(path)
     tmp = _temp_json(path, obj)
     try:
         os.link(tmp, path)
@@ -91,7 +91,18 @@ def create_json_once(path: Path, obj: Any) -> Any:
         pass
     finally:
         os.unlink(tmp)
-    return json.loads(path.read_text())
+    return read_json(path)
+
+
+def read_json(path: Path) -> Any:
+    """A store's JSON file, or one line saying it is damaged (cut, edited, not JSON)."""
+    from ..errors import UserError
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise UserError(f"{path} is damaged ({exc}); restore it, or remove the folder's view and re-run") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def fsync_dir(path: Path) -> None:

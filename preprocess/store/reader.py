@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..quantise import dequantise_flow
 from . import compression as _compression  # noqa: F401  (registers the HDF5 filter plugins)
 from .entries import flow_targets
-from .layout import SHARD_RE, VIEW_META, shard_path, video_id_from_key, video_key, view_dir
+from .layout import SHARD_RE, VIEW_META, read_json, shard_path, video_id_from_key, video_key, view_dir
 from .manifest import Manifest, load_manifest
 
 CHUNK_CACHE_BYTES = 8 * 1024 * 1024
@@ -84,7 +84,7 @@ class Store:
         self.manifest: Manifest = load_manifest(self.root)
         self.views: list[str] = list_views(self.root)
         self.view_meta: dict[str, dict[str, Any]] = {
-            v: json.loads((view_dir(self.root, v) / VIEW_META).read_text()) for v in self.views}
+            v: read_json(view_dir(self.root, v) / VIEW_META) for v in self.views}
         self._files: dict[tuple[str, int], h5py.File] = {}
         self._pid = os.getpid()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .layout import PARTIAL_RE, VIEW_META, video_id_from_key, view_dir
+from .layout import PARTIAL_RE, VIEW_META, read_json, video_id_from_key, view_dir
 from .manifest import Manifest, load_manifest
 from .entries import flow_targets
 from .reader import deep_read_problems, list_shards, list_views, open_shard, shard_failures
@@ -67,7 +67,7 @@ def scan_store(root: Path, deep: bool = False) -> StoreScan:
     if not names:
         problems.append(f"{root}: no views (no */{VIEW_META})")
     for name in names:
-        meta = json.loads((view_dir(root, name) / VIEW_META).read_text())
+        meta = read_json(view_dir(root, name) / VIEW_META)
         views[name] = _scan_view(root, name, meta, manifest, deep, problems)
     _check_alignment(manifest, views, problems)
     return StoreScan(root, manifest, views, problems)
