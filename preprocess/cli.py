@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a store: shards readable, views aligned, nothing missing",
                             description="Check a store root; print each problem on one line; exit 1 if any.")
     verify.add_argument("root", metavar="ROOT", help="store root folder")
-    verify.add_argument("--deep", action="store_true", help="also decompress every stored frame")
+    verify.add_argument("--deep", action="store_true",
+                        help="also read every stored frame, checking each chunk's Fletcher-32 checksum")
 
     info = sub.add_parser("info", help="summarise a store: videos, frames, bytes and parameters per view")
     info.add_argument("root", metavar="ROOT", help="store root folder")

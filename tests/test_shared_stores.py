@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from preprocess.names import from_h5_text, unshown
 from preprocess.store import Store
