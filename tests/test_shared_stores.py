@@ -151,3 +151,22 @@ def test_any_file_name_round_trips_and_every_skipped_path_is_said(tmp_path, caps
     capsys.readouterr()
     assert run_cli("info", root, "--failures") == 0
     assert "failed rgb new\\nline: cannot open" in capsys.readouterr().out
+
+
+def test_reason_classes_match_the_reasons_the_pipeline_writes():
+    """--retry-failed crashed must catch what the supervisors write when a worker dies (an OOM kill)."""
+    from preprocess.dask_runs import LOST_WORKER
+    from preprocess.pipeline import ShardTask
+    from preprocess.retry import reason_class
+    from preprocess.views import ViewOptions
+    from preprocess.worker_pool import after_death, death_cause
+    task = ShardTask("root", 0, [], ["rgb"], ViewOptions())
+    oom = after_death(task, "v", f"its worker process {death_cause(-9)}", {}).crashed["v"]
+    assert oom == "its worker process died of SIGKILL (out of memory?) while making this video"
+    assert reason_class(oom) == "crashed"
+    assert reason_class(after_death(task, "v", LOST_WORKER, {}).crashed["v"]) == "crashed"
+    assert reason_class("truncated: decoded 13 frames (to 0.48 s) of the 2.40 s the container declares") == "truncated"
+    assert reason_class("decode error after 4 frames: Invalid data") == "decode"
+    assert reason_class("empty file (0 bytes)") == "unreadable"
+    assert reason_class("too short: 1 decodable frame(s), at least 2 are needed") == "short"
+    assert reason_class("ValueError: something new") == "other"
