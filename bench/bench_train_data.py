@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from bench._common import (DEFAULT_CLIPS, RESULTS_DIR, environment, fmt, link_clips, list_clips, md_table, ratio,
                            run_preprocess, short_cmd, shown_command, tree_bytes, write_json)
 from bench.baseline_jpeg_loader import JpegClips, write_jpeg_folders
+from bench.checksum_copy import copy_without_checksums
 from train.data import MultiViewClips
 from train.data.loader import SlotLoader
 
@@ -40,6 +41,7 @@ STRIDE = 3
 SIZE = 128
 FLOOR = "DataLoader alone (no I/O)"
 OURS, OURS_TORCH, BASE, BASE_SLOTS = "ours", "ours, DataLoader", "baseline", "baseline, slot loader"
+NO_CHECKSUMS = "ours, no Fletcher-32"
 
 
 class Canned(Dataset):
@@ -136,7 +138,8 @@ def results_table(rows: list[dict[str, Any]]) -> str:
         base = by.get((w, BASE))
         lines.append([w if w else "0 (main process)", name, fmt(r["clips_per_s"], 1), fmt(r["blocks_per_s"], 0),
                       fmt(r["blocks_per_s_per_core"], 0),
-                      ratio(r["blocks_per_s"], base["blocks_per_s"]) if name in (OURS, OURS_TORCH) and base else None])
+                      ratio(r["blocks_per_s"], base["blocks_per_s"])
+                      if name in (OURS, OURS_TORCH, NO_CHECKSUMS) and base else None])
     return md_table(["workers", "loader", "clips/s", "blocks/s", "blocks/s per worker core", "ours / baseline"],
                     lines)
 
@@ -159,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-blocks", type=int, default=8)
     p.add_argument("--block-frames", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checksum-cost", action="store_true",
+                   help="also read a copy of the store without Fletcher-32 checksums (interleaved), to measure "
+                        "what the checksums cost")
     p.add_argument("--work", default=None, help="work folder (default: a temporary folder, removed afterwards)")
     p.add_argument("--json", default=str(RESULTS_DIR / "train_data.json"), help="where to write the result")
     return p
@@ -213,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
             time_loader(ds, len(ds) + args.batch_size, args.batch_size, 0)
         datasets = {OURS: (ours, "slots"), OURS_TORCH: (ours, "torch"), BASE: (base, "torch"),
                     BASE_SLOTS: (base, "slots"), FLOOR: (Canned(ours[0], len(ours)), "torch")}
+        if args.checksum_cost:
+            plain = MultiViewClips(copy_without_checksums(store, work / "no-checksums"), views, **kwargs)
+            time_loader(plain, len(plain) + args.batch_size, args.batch_size, 0)
+            datasets = {OURS: datasets[OURS], NO_CHECKSUMS: (plain, "slots"), **datasets}
         rows = measure(datasets, workers, args.samples, args.batch_size, args.rounds, args.num_blocks)
         facts = store_facts(ours, store, work / "jpeg", args.num_blocks * args.block_frames)
         table = results_table(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +53,12 @@ def walk_videos(root: Path) -> Iterator[tuple[str, str]]:
             if name.startswith(".") or not video_suffix(name):
                 continue
             full = os.path.join(dirpath, name)
-            if os.path.isfile(full):  # drops broken symlinks
+            if os.path.isfile(full):
                 yield (name if rel_dir == "." else f"{rel_dir}/{name}"), full
+            else:  # a broken symbolic link, or not a regular file: said, not silently dropped
+                why = "a broken symbolic link" if os.path.islink(full) else "not a regular file"
+                shown = full.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                print(f"warning: skipped {shown!r}: {why}", file=sys.stderr)
 
 
 def _hint_key(name: str) -> str:

@@ -12,7 +12,9 @@ from data_specs.registry import DATASETS
 from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_SIZE, DEFAULT_STRIDE, VIEWS
 
 from .errors import UserError, WorkerError
+from .names import shown
 from .flow import FLOW_BACKENDS
+from .frame_policy import add_frame_arguments, policy_from_args
 from .heatmaps import COMBINE
 from .pose_seg import POSE_BACKENDS, SEG_BACKENDS, SELFIE_MODELS
 from .store.compression import COMPRESSIONS
@@ -27,6 +29,8 @@ def _key_values(text: str) -> dict[str, str]:
         if "=" not in item:
             raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
+        if not key.strip():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {item!r} (no key)")
         out[key.strip()] = value.strip()
     return out
 
@@ -41,8 +45,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (`error: argument --stride: ...`), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USER_ERROR, f"error: {message} (see {self.prog} --help)\n")
+
+
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show '(default: X)' once: not when the help already says its default, nor for a default of None."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m preprocess",
         description="Decode videos and compute their views (RGB, optical flow) into chunked HDF5 stores.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -50,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="make (or finish) a store from videos",
                          description="Make a store from videos, or finish an interrupted one: finished shards "
                                      "are skipped. Exit status: 0 all stored, 3 some videos failed (listed in "
-                                     "ROOT/failures.tsv), 2 a usage error.",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     "ROOT/failures.tsv), 4 some shards were left to another live job making "
+                                     "them, 2 a usage error.",
+                         formatter_class=DefaultsHelpFormatter)
     src = run.add_argument_group("input")
     src.add_argument("--videos", required=True, metavar="PATH",
                      help="a folder of videos, a folder with one folder per class, or a dataset spec file "
@@ -76,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="keep one source frame in STRIDE (fixed when the store is created)")
     frames.add_argument("--size", type=_positive_int, default=DEFAULT_SIZE,
                         help="short side of stored RGB and flow frames, pixels (area interpolation)")
+    add_frame_arguments(frames)
     flow = run.add_argument_group("optical flow", "flow is computed on grey frames at the stored size, from "
                                                   "source frame t to t+1, for stored frames only")
     flow.add_argument("--flow-bound", type=float, default=DEFAULT_FLOW_BOUND,
@@ -123,11 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the shards on a Dask cluster (e.g. tcp://host:8786)")
     par.add_argument("--decode-threads", type=_positive_int, default=1, help="FFmpeg decoding threads per worker")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--retry-failed", nargs="?", const="all", default=None, metavar="CLASS,...",
+                     help="make again the shards holding failed videos: all, or those failed for these reason "
+                          "classes: crashed (a worker died, e.g. out of memory), truncated, unreadable, decode, "
+                          "short, other (default: no retry)")
 
     verify = sub.add_parser("verify", help="check a store: shards readable, views aligned, nothing missing",
                             description="Check a store root; print each problem on one line; exit 1 if any.")
     verify.add_argument("root", metavar="ROOT", help="store root folder")
-    verify.add_argument("--deep", action="store_true", help="also decompress every stored frame")
+    verify.add_argument("--deep", action="store_true",
+                        help="also read every stored frame, checking each chunk's Fletcher-32 checksum")
 
     info = sub.add_parser("info", help="summarise a store: videos, frames, bytes and parameters per view")
     info.add_argument("root", metavar="ROOT", help="store root folder")
@@ -167,11 +195,13 @@ def _run(args: argparse.Namespace) -> int:
                           pose_config=args.pose_config, pose_checkpoint=args.pose_checkpoint,
                           det_config=args.det_config, det_checkpoint=args.det_checkpoint,
                           seg_config=args.seg_config, seg_checkpoint=args.seg_checkpoint,
-                          seg_person_class=args.seg_person_class, model_device=args.model_device)
+                          seg_person_class=args.seg_person_class, model_device=args.model_device,
+                          frames=policy_from_args(args))
     cfg = RunConfig(videos=args.videos, out=args.out, views=views, options=options, dataset=args.dataset,
                     annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
                     scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,
-                    decode_threads=args.decode_threads, progress=not args.no_progress)
+                    decode_threads=args.decode_threads, progress=not args.no_progress,
+                    retry_failed=args.retry_failed)
     return run(cfg)
 
 
@@ -202,15 +232,45 @@ def summarise(scan: Any) -> dict[str, Any]:
     }
     for name, v in scan.views.items():
         shapes = sorted({e.frame_shape for e in v.videos.values()})
+        entries = list(v.videos.values())
         out["views"][name] = {
             "shards_done": len(v.shard_ids), "videos": len(v.videos), "failed": len(v.failures),
             "frames": v.frames, "bytes": v.bytes,
             "bytes_per_frame": round(v.bytes / v.frames, 1) if v.frames else None,
             "frame_shapes": [list(s) for s in shapes[:3]] + (["..."] if len(shapes) > 3 else []),
+            "frame_shape_range": shape_range(shapes),
+            "videos_missing_end_frames": sum(e.missing_end_frames > 0 for e in entries),
+            "missing_end_frames": sum(e.missing_end_frames for e in entries),
+            "videos_long_side_capped": sum(e.long_side_capped for e in entries),
+            "repeated_successors": sum(e.repeated_successors for e in entries),
+            "flow_past_repeats": sum(e.skipped_repeats for e in entries),
             "compression": v.meta.get("compression"), "size": v.meta.get("size"),
             "params": v.meta.get("params"), "versions": v.meta.get("versions"),
         }
     return out
+
+
+def shape_range(shapes: list[tuple[int, ...]]) -> str:
+    """'128x171x3' for one frame shape, '(96..128)x(128..171)x3' for several."""
+    if not shapes:
+        return "-"
+    dims = zip(*shapes)
+    return "x".join(str(lo) if lo == hi else f"({lo}..{hi})" for lo, hi in ((min(d), max(d)) for d in dims))
+
+
+def frame_notes(view: dict[str, Any]) -> list[str]:
+    """What decoding found that a user should know: frames missing at the end, bounded long sides, repeats."""
+    notes = []
+    if view["videos_missing_end_frames"]:
+        notes.append(f"{view['videos_missing_end_frames']} videos end before their declared length "
+                     f"({view['missing_end_frames']} frames missing in all; attribute missing_end_frames)")
+    if view["videos_long_side_capped"]:
+        notes.append(f"{view['videos_long_side_capped']} videos have an extreme aspect ratio: long side bounded "
+                     f"by --max-long-side (attribute long_side_capped)")
+    if view["repeated_successors"]:
+        notes.append(f"{view['repeated_successors']} stored frames have a repeated next source frame; "
+                     f"{view['flow_past_repeats']} have flow to the next frame that differs (flow_target_indices)")
+    return notes
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -230,12 +290,14 @@ def _info(args: argparse.Namespace) -> int:
         mb = v["bytes"] / 1e6
         print(f"  {name}: {v['videos']} videos, {v['failed']} failed, {v['frames']} frames, {mb:.1f} MB "
               f"({v['bytes_per_frame']} B/frame), shards {v['shards_done']}/{summary['shards']}, "
-              f"frame shape {v['frame_shapes'][0] if v['frame_shapes'] else '-'}, {v['compression']}")
+              f"frame shape {v['frame_shape_range']}, {v['compression']}")
+        for line in frame_notes(v):
+            print(f"    {line}")
         print(f"    params: {json.dumps(v['params'], sort_keys=True)}")
     if args.failures:
         for name, v in scan.views.items():
             for vid, reason in sorted(v.failures.items()):
-                print(f"  failed {name} {vid}: {reason}")
+                print(f"  failed {name} {shown(vid)}: {shown(reason)}")
     if scan.problems:
         print(f"  {len(scan.problems)} problem(s): run `python -m preprocess verify {args.root}`")
     return 0
@@ -245,6 +307,8 @@ def _sample(args: argparse.Namespace) -> int:
     from .learning_set import write_learning_set
     from .synthetic import MAX_PER_CLASS, write_sample
 
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"{args.out} is a file: give a folder to write the sample videos into")
     if args.variant == "learning":
         paths = write_learning_set(args.out, num_classes=args.classes, per_class=args.per_class or 20,
                                    seed=args.seed, num_frames=args.frames)
@@ -265,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except PermissionError as exc:  # a store or file this user may not write
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except WorkerError as exc:  # finished shards are kept, as after an interruption

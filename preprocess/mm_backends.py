@@ -61,6 +61,14 @@ def _import(package: str) -> Any:
                         f"stack with: {INSTALL_HINT}") from None
 
 
+def own_scope(name: str) -> Any:
+    """A context in which OpenMMLab's default registry scope is `name`, restored afterwards: each backend
+    builds and runs under its own scope, whatever another backend of the same run set globally (mmseg's
+    scope left behind made mmdet build its pipeline from mmseg's LoadAnnotations)."""
+    from mmengine.registry import DefaultScope
+    return DefaultScope.overwrite_default_scope(name)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text[:300] + ("..." if len(text) > 300 else "")
@@ -285,8 +293,9 @@ class MMPose:
         else:
             self.heatmap_scale = tuple(hs / i for hs, i in zip(self.heatmap_size, self.input_size))
         self._warp_fn = get_udp_warp_matrix if self.udp else get_warp_matrix
-        self.model, digest, _ = _build_loaded(init_model, cfg, cfg_path, checkpoint, "--pose", "the model",
-                                              self.device)
+        with own_scope("mmpose"):
+            self.model, digest, _ = _build_loaded(init_model, cfg, cfg_path, checkpoint, "--pose", "the model",
+                                                  self.device)
         self.mean, self.std, self.wants_rgb = _preproc_stats(cfg.model.get("data_preprocessor", {}) or {})
         self._torch = torch
 
@@ -313,8 +322,9 @@ class MMPose:
         cfg, path = _load_config(det_config, "mmdet", "--det-config")
         _strip_init_cfg(cfg.model)
         _raise_score_thresholds(cfg.model.get("test_cfg"), DET_SCORE_THRESHOLD)
-        self.detector, digest, meta = _build_loaded(init_detector, cfg, path, det_checkpoint, "--det",
-                                                    "the detector", self.device)
+        with own_scope("mmdet"):
+            self.detector, digest, meta = _build_loaded(init_detector, cfg, path, det_checkpoint, "--det",
+                                                        "the detector", self.device)
         classes = (meta.get("dataset_meta") or {}).get("classes") or meta.get("CLASSES") or \
             (getattr(self.detector, "dataset_meta", None) or {}).get("classes") or ()
         lowered = [str(c).lower() for c in classes]
@@ -328,7 +338,8 @@ class MMPose:
         if self.detector is not None:
             from mmdet.apis import inference_detector
             try:
-                result = inference_detector(self.detector, np.ascontiguousarray(frame[:, :, ::-1]))
+                with own_scope("mmdet"):  # its test pipeline is built from the registry of the current scope
+                    result = inference_detector(self.detector, np.ascontiguousarray(frame[:, :, ::-1]))
             except NotImplementedError as exc:
                 raise UserError(f"the detector needs compiled mmcv ops ({_one_line(exc)})") from None
             inst = result.pred_instances
@@ -406,7 +417,6 @@ class MMSeg:
             raise UserError(f"the segmentation batch size must be at least 1, got {batch_size}")
         _import("mmseg")
         import torch
-        from mmengine.registry import init_default_scope
         from mmseg.registry import MODELS
 
         self.batch_size, self.device = int(batch_size), _device(device)
@@ -415,8 +425,8 @@ class MMSeg:
         model_type = cfg.model.get("type")
 
         def build(c: Any, checkpoint: None = None, device: str = "cpu") -> Any:
-            init_default_scope("mmseg")
-            return MODELS.build(c.model)
+            with own_scope("mmseg"):
+                return MODELS.build(c.model)
 
         self.model, digest, meta = _build_loaded(build, cfg, cfg_path, checkpoint, "--seg", "the model", self.device)
         self.mean, self.std, self.wants_rgb = _preproc_stats(cfg.model.get("data_preprocessor", {}) or {})

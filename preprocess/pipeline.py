@@ -6,8 +6,6 @@ every view's failures record with its reason and the shard goes on.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +18,9 @@ from data_specs import VideoRecord
 
 from .decode import FramePair, VideoMeta, decode_pairs
 from .errors import VideoError
-from .store.layout import PARTIAL_RE, shard_path, view_dir
+from .store.claims import ShardBusy, ShardClaim, remove_partials
+from .store.layout import shard_path
+from .store.entries import flow_target_entry, video_attrs
 from .store.writer import ShardWriter
 from .views import ViewOptions, build_view, library_versions
 
@@ -39,6 +39,7 @@ class ShardTask:
     decode_threads: int = 1
     cv_threads: int = 1
     crashed: dict[str, str] = field(default_factory=dict)  # video id -> why its worker died; not retried
+    replace: bool = False  # make the views even where a finished shard exists (run --retry-failed)
 
 
 @dataclass
@@ -51,36 +52,7 @@ class ShardResult:
     decoded_frames: int = 0
     failures: list[dict[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-def remove_stale_partials(root: Path, view: str, shard: int) -> None:
-    """Delete partial files of this shard left by dead processes on this host."""
-    host = socket.gethostname()
-    folder = view_dir(root, view)
-    if not folder.is_dir():
-        return
-    for p in folder.iterdir():
-        m = PARTIAL_RE.match(p.name)
-        if not m or int(m.group(1)) != shard or m.group(2) != host:
-            continue
-        pid = int(m.group(3))
-        if pid == os.getpid() or not _alive(pid):
-            p.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process of this host still runs (a killed worker may linger as a zombie: dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+    busy: str = ""  # why the shard was left alone: another live process is making it
 
 
 def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None = None) -> ShardResult:
@@ -88,17 +60,29 @@ def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None
     `on_video(id)` is called as each video starts and `on_video(None)` after the last, so that a supervisor
     knows which video, if any, a worker that died was making."""
     cv2.setNumThreads(task.cv_threads)
+    result = ShardResult(task.shard)
+    try:
+        with ShardClaim(Path(task.root), task.shard):
+            return _make_shard(task, on_video, result)
+    except ShardBusy as exc:  # a duplicate of this job runs: leave the shard to it, and say so
+        result.busy = str(exc)
+        return result
+    except OSError as exc:  # a bad video is caught per video: this is the store (read-only, full, gone)
+        raise StoreWriteError(f"writing the store failed: {exc}") from exc
+
+
+def _make_shard(task: ShardTask, on_video: Callable[[str | None], None] | None, result: ShardResult) -> ShardResult:
+    """process_shard's work, under the shard's claim (so every partial file of the shard is stale)."""
     started = time.perf_counter()
     root = Path(task.root)
-    views = [v for v in task.views if not shard_path(root, v, task.shard).exists()]
-    result = ShardResult(task.shard)
+    views = [v for v in task.views if task.replace or not shard_path(root, v, task.shard).exists()]
     if not views:
         return result
     computers = [build_view(v, task.options) for v in views]
     versions = library_versions()
     writers = []
     for comp in computers:
-        remove_stale_partials(root, comp.name, task.shard)
+        remove_partials(root, comp.name, task.shard)
         writers.append(ShardWriter(root, comp.name, task.shard, {**comp.attrs, "versions": versions},
                                    comp.compression, task.options.block_frames))
     decode_s = write_s = 0.0
@@ -149,12 +133,13 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
         comp.reset()
     indices: list[int] = []
     times: list[float] = []
+    targets: list[int] = []
     decode_s = write_s = 0.0
     for writer in writers:
         writer.begin_video(record.id)
     try:
         frames = decode_pairs(record.path, task.options.stride, task.options.size, with_next, meta,
-                              threads=task.decode_threads, with_source=with_source)
+                              threads=task.decode_threads, with_source=with_source, policy=task.options.frames)
         batch: list[FramePair] = []
         while True:
             t = time.perf_counter()
@@ -165,6 +150,7 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
             if batch and (pair is None or len(batch) == BATCH_FRAMES):
                 indices.extend(p.index for p in batch)
                 times.extend(p.time for p in batch)
+                targets.extend(p.next_index for p in batch)
                 for comp, writer in zip(computers, writers):
                     out = comp.compute(batch)
                     t = time.perf_counter()
@@ -173,14 +159,11 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
                 batch = []
             if pair is None:
                 break
-        attrs: dict[str, Any] = {
-            "source_path": record.path, "fps": meta.fps, "original_size": np.asarray(meta.original_size),
-            "rotation": meta.rotation, "source_frames": meta.decoded_frames, "codec": meta.codec,
-            "label": record.label,
-        }
+        attrs = video_attrs(record, meta)
         t = time.perf_counter()
-        for writer in writers:
-            _store_io(writer.end_video, np.asarray(indices), np.asarray(times), attrs)
+        for comp, writer in zip(computers, writers):
+            extra = flow_target_entry(meta, targets) if comp.needs_next else ({}, {})
+            _store_io(writer.end_video, np.asarray(indices), np.asarray(times), {**attrs, **extra[1]}, extra[0])
         write_s += time.perf_counter() - t
         result.videos += 1
         result.stored_frames += len(indices)

@@ -23,15 +23,20 @@ from tqdm import tqdm
 from data_specs import DatasetError, load_video_list
 
 from .errors import UserError
+from .names import shown
+from .retry import parse_classes, shards_to_retry
+from .store.quarantine import set_aside_damaged
+from .frame_policy import with_legacy_frames
+from .settings_diff import differences
 from .dask_runs import run_shards_on_dask
 from .pipeline import ShardResult, ShardTask
 from .worker_pool import run_shards
-from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
+from .store.layout import VIEW_META, create_json_once, read_json, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
 from .views import ViewOptions, build_view, library_versions
 
-EXIT_OK, EXIT_FAILED_VIDEOS = 0, 3
+EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_SHARDS_BUSY = 0, 3, 4
 
 
 @dataclass
@@ -51,20 +56,38 @@ class RunConfig:
     videos_per_shard: int | None = None
     decode_threads: int = 1
     progress: bool = True
+    retry_failed: str | None = None  # reason classes to make again (retry.py), None: none
 
 
 def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] | None = None) -> tuple[int, int]:
     """This job's (index, count) among array jobs: from the options, else from Slurm, else (0, 1)."""
     env = os.environ if env is None else env
     if shard is None and num_shards is None and "SLURM_ARRAY_TASK_ID" in env:
-        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        shard = int(env["SLURM_ARRAY_TASK_ID"]) - first
-        num_shards = int(env.get("SLURM_ARRAY_TASK_COUNT", "1"))
+        first = _env_int(env, "SLURM_ARRAY_TASK_MIN", "0")
+        shard = _env_int(env, "SLURM_ARRAY_TASK_ID") - first
+        num_shards = _env_int(env, "SLURM_ARRAY_TASK_COUNT", "1")
     shard = 0 if shard is None else shard
     num_shards = 1 if num_shards is None else num_shards
     if num_shards < 1 or not 0 <= shard < num_shards:
         raise UserError(f"--shard must be in [0, --num-shards); got --shard {shard} --num-shards {num_shards}")
     return shard, num_shards
+
+
+def _env_int(env: dict[str, str], name: str, default: str | None = None) -> int:
+    value = env.get(name, default)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"${name} is {value!r}, not an integer: give --shard and --num-shards instead") from None
+
+
+def check_output_folder(root: Path) -> None:
+    """--out must be a folder this process can write (or one it can create)."""
+    if root.exists() and not root.is_dir():
+        raise UserError(f"--out {root} is a file, not a store folder")
+    for folder in [root, *(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise UserError(f"cannot write to {folder} (permission denied): the store must be writable by this user")
 
 
 def keep_recorded_compression(root: Path, views: Iterable[str], options: ViewOptions) -> ViewOptions:
@@ -74,7 +97,7 @@ def keep_recorded_compression(root: Path, views: Iterable[str], options: ViewOpt
     for view in views:
         path = view_dir(root, view) / VIEW_META
         if view not in chosen and path.exists():
-            recorded = json.loads(path.read_text()).get("compression")
+            recorded = read_json(path).get("compression")
             if recorded:
                 chosen[view] = recorded
     return dataclasses.replace(options, compression=chosen)
@@ -85,12 +108,11 @@ def ensure_view_meta(root: Path, computers: Iterable) -> None:
     for comp in computers:
         path = view_dir(root, comp.name) / VIEW_META
         have = create_json_once(path, {**comp.attrs, "versions": library_versions()})
-        have_attrs = {k: v for k, v in have.items() if k != "versions"}
-        want_attrs = _jsonable(comp.attrs)
-        if have_attrs != want_attrs:
-            diff = sorted(k for k in set(have_attrs) | set(want_attrs) if have_attrs.get(k) != want_attrs.get(k))
-            raise UserError(f"{path.parent} was made with other settings ({', '.join(diff)} differ: "
-                            f"{ {k: have_attrs.get(k) for k in diff} }); use the same settings or another --out")
+        have_attrs = with_legacy_frames({k: v for k, v in have.items() if k != "versions"})
+        diff = differences(have_attrs, _jsonable(comp.attrs))
+        if diff:
+            raise UserError(f"{path.parent} was made with other settings ({'; '.join(diff)}): "
+                            f"use the same settings or another --out")
 
 
 def _jsonable(obj: dict) -> dict:
@@ -121,7 +143,7 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
         _check_reachable(scheduler)
         try:
             client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         return _dask_results(client, tasks, on_videos)
     if jobs <= 0:
@@ -129,14 +151,23 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
     return run_shards(tasks, jobs, on_videos)
 
 
+def scheduler_url(address: str) -> tuple[str, str | None, int | None]:
+    """(scheme, host, port) of a scheduler address, or one line saying it is not one."""
+    from urllib.parse import urlparse
+    try:
+        url = urlparse(address if "://" in address else f"tcp://{address}")
+        return url.scheme, url.hostname, url.port
+    except ValueError as exc:
+        raise UserError(f"--scheduler {address!r} is not an address like tcp://host:8786 ({exc})") from None
+
+
 def _check_reachable(address: str) -> None:
     """Fail in one line, at once, when nothing listens at a tcp:// scheduler address."""
-    from urllib.parse import urlparse
-    url = urlparse(address if "://" in address else f"tcp://{address}")
-    if url.scheme != "tcp" or not url.hostname or not url.port:
+    scheme, host, port = scheduler_url(address)
+    if scheme != "tcp" or not host or not port:
         return
     try:
-        socket.create_connection((url.hostname, url.port), timeout=10).close()
+        socket.create_connection((host, port), timeout=10).close()
     except OSError as exc:
         raise UserError(f"cannot reach the Dask scheduler at {address}: {exc.strerror or exc}") from None
 
@@ -168,9 +199,13 @@ def write_failures_table(root: Path, manifest: Manifest) -> Path:
     """ROOT/failures.tsv: one line per video and view that failed, from every finished shard."""
     rows = collect_failures(root, manifest, list_views(root), range(manifest.num_shards))
     path = root / "failures.tsv"
-    lines = ["view\tvideo\treason\tpath"] + [f"{r['view']}\t{r['id']}\t{r['reason']}\t{r['path']}" for r in rows]
+    if not rows:  # nothing fails (any more): no stale lines
+        path.unlink(missing_ok=True)
+        return path
+    lines = ["view\tvideo\treason\tpath"] + ["\t".join(shown(r[k]) for k in ("view", "id", "reason", "path"))
+                                            for r in rows]
     tmp = path.with_name(f".failures.tsv.{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -178,6 +213,9 @@ def write_failures_table(root: Path, manifest: Manifest) -> Path:
 def run(cfg: RunConfig) -> int:
     """Run (or resume) a preprocessing job; returns the exit status."""
     root = Path(cfg.out)
+    check_output_folder(root)
+    if cfg.scheduler:
+        scheduler_url(cfg.scheduler)
     cfg = dataclasses.replace(cfg, options=keep_recorded_compression(Path(cfg.out), cfg.views, cfg.options))
     computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
     try:
@@ -189,15 +227,21 @@ def run(cfg: RunConfig) -> int:
     task, num_tasks = resolve_task(cfg.shard, cfg.num_shards)
     manifest = create_or_check_manifest(root, videos, cfg.options.stride, cfg.videos_per_shard)
     ensure_view_meta(root, computers)
-    todo = plan(root, manifest, cfg.views, task, num_tasks)
     owned = range(task, manifest.num_shards, num_tasks)
+    for line in set_aside_damaged(root, cfg.views, owned):
+        print(line, file=sys.stderr)
+    todo = plan(root, manifest, cfg.views, task, num_tasks)
+    retry = _plan_retry(root, cfg, owned, todo)
+    todo = [(shard, cfg.views if shard in retry else views) for shard, views in todo] + \
+        [(shard, cfg.views) for shard in sorted(retry) if shard not in dict(todo)]
     n_videos = sum(len(manifest.shard_records(s)) for s, _ in todo)
     total_owned = sum(len(manifest.shard_records(s)) for s in owned)
     print(f"{root}: {len(manifest.records)} videos in {manifest.num_shards} shards; task {task}/{num_tasks} owns "
           f"{len(owned)} shards ({total_owned} videos), {len(todo)} to do ({n_videos} videos); "
           f"views {','.join(cfg.views)}", file=sys.stderr)
     tasks = [ShardTask(str(root), shard, manifest.shard_records(shard), missing, cfg.options,
-                       decode_threads=cfg.decode_threads) for shard, missing in todo]
+                       decode_threads=cfg.decode_threads, replace=shard in retry) for shard, missing in todo]
+    busy: list[str] = []
     started = time.time()
     totals = ShardResult(-1)
     with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True, desc="preprocess",
@@ -207,21 +251,37 @@ def run(cfg: RunConfig) -> int:
             totals.videos += res.videos
             totals.stored_frames += res.stored_frames
             totals.decoded_frames += res.decoded_frames
+            if res.busy:
+                busy.append(f"warning: shard {res.shard} left alone: {res.busy}; run again once that job ends")
             for key, value in res.seconds.items():
                 totals.seconds[key] = totals.seconds.get(key, 0.0) + value
     wall = time.time() - started
     failures = collect_failures(root, manifest, cfg.views, owned)
     failed_videos = sorted({f["id"] for f in failures})
     _write_log(root, cfg, task, num_tasks, manifest, totals, failures, wall)
-    if failures:
-        write_failures_table(root, manifest)
+    write_failures_table(root, manifest)
     ok = total_owned - len(failed_videos)
     print(f"done: {ok} of {total_owned} videos stored in {','.join(cfg.views)}; {len(failed_videos)} failed"
           + (f" (reasons in {root / 'failures.tsv'})" if failed_videos else "")
           + f"; this run made {totals.videos} videos, {totals.stored_frames} frames in {wall:.1f}s", file=sys.stderr)
     for f in failures[:10]:
-        print(f"  failed {f['view']} {f['id']}: {f['reason']}", file=sys.stderr)
-    return EXIT_FAILED_VIDEOS if failed_videos else EXIT_OK
+        print(f"  failed {f['view']} {shown(f['id'])}: {shown(f['reason'])}", file=sys.stderr)
+    for line in busy:
+        print(line, file=sys.stderr)
+    return EXIT_SHARDS_BUSY if busy else EXIT_FAILED_VIDEOS if failed_videos else EXIT_OK
+
+
+def _plan_retry(root: Path, cfg: RunConfig, owned: range, todo: list[tuple[int, list[str]]]) -> set[int]:
+    """Shards to make again under --retry-failed (finished ones whose failures are of the asked classes)."""
+    classes = parse_classes(cfg.retry_failed)
+    if classes is None:
+        return set()
+    retry = shards_to_retry(root, cfg.views, owned, classes)
+    others = [v for v in list_views(root) if v not in cfg.views]
+    print(f"retrying {sum(retry.values())} failed videos ({', '.join(sorted(classes))}) in {len(retry)} shards"
+          + (f"; views {', '.join(others)} are not in --views and keep their failures: list every view to keep "
+             f"them aligned" if retry and others else ""), file=sys.stderr)
+    return set(retry)
 
 
 def _write_log(root: Path, cfg: RunConfig, task: int, num_tasks: int, manifest: Manifest, totals: ShardResult,

@@ -18,6 +18,7 @@ from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_S
 from .decode import FramePair, target_size
 from .errors import UserError
 from .flow import make_flow
+from .frame_policy import FramePolicy
 from .quantise import quantise_flow
 from .store.compression import compression_kwargs
 
@@ -49,6 +50,7 @@ class ViewOptions:
     seg_checkpoint: str | None = None
     seg_person_class: int | None = None
     model_device: str = "auto"
+    frames: FramePolicy = field(default_factory=FramePolicy)
 
 
 @dataclass
@@ -106,6 +108,7 @@ def build_view(name: str, options: ViewOptions) -> ViewComputer:
         "view": name, "kind": spec.kind, "channels": spec.channels, "size": options.size,
         "stride": options.stride, "block_frames": options.block_frames,
         "compression": options.compression.get(name, spec.compression),
+        "frames": options.frames.view_attrs(spec.kind),
     }
     compression_kwargs(attrs["compression"])  # an unknown name fails here, before any work
     if spec.kind == "rgb":
@@ -143,6 +146,6 @@ def _model_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> 
 
     def compute_many(pairs: list[FramePair]) -> np.ndarray:
         h, w = pairs[0].source.shape[:2]
-        return model([p.source for p in pairs], target_size(h, w, size))
+        return model([p.source for p in pairs], target_size(h, w, size, options.frames.max_long_side))
 
     return ViewComputer(spec, attrs, False, compute_many=compute_many, reset=model.reset, needs_source=True)

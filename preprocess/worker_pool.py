@@ -18,6 +18,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterator
 
 from .errors import UserError, WorkerError
+from .native_logs import keep_only_error_logs
 from .pipeline import ShardResult, ShardTask, StoreWriteError, process_shard
 
 
@@ -46,6 +47,7 @@ def _serve(conn: Connection) -> None:
     """A worker: take ShardTasks until told to stop, say which video starts, send back each result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
     _die_with_parent()
+    keep_only_error_logs()  # mediapipe/TFLite info and warnings would fill the progress bar
     while (task := conn.recv()) is not None:
         try:
             result = process_shard(task, on_video=lambda video_id: conn.send(("video", video_id)))

@@ -138,3 +138,24 @@ def test_write_report_rejects_missing_figures_and_ragged_tables(tmp_path: Path) 
         write_report(tmp_path, "t", {}, [Section("Figures", figures=[Path("nope.png")])])
     with pytest.raises(ValueError, match="table rows"):
         write_report(tmp_path, "t", {}, [Section("Table", table=[["a", "b"], ["1"]])])
+
+
+def test_neighbour_captions_with_long_real_names_do_not_overlap(tmp_path: Path, monkeypatch) -> None:
+    """Real file names (e.g. 'clean_and_jerk__k400-via-mmskeleton__1') were wider than their frame and ran
+    into the next caption; each caption's drawn box now stays clear of its row neighbours'."""
+    import train.evaluation.figures as figures
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or Path(path))
+    frame = np.zeros((48, 64), np.uint8)
+    names = ["clean_and_jerk__k400-via-mmskeleton__1", "eating_watermelon__k400-via-mmaction2-old-demo__1",
+             "soccer_juggling__ucf101-via-torchvision-assets__2", "segwaying__k400-via-torchvision-assets__3"]
+    figures.plot_neighbour_strips([(frame, names[0], [(frame, n, 0.5, True) for n in names[1:]])],
+                                  tmp_path / "n.png", "rgb retrieval")
+    fig = drawn[0]
+    renderer = fig.canvas.get_renderer()
+    boxes = sorted((ax.title.get_window_extent(renderer) for ax in fig.axes), key=lambda b: b.x0)
+    assert len(boxes) == 4
+    for left, right in zip(boxes, boxes[1:]):
+        assert left.x1 < right.x0, (left, right)
+    assert figures.fit_caption("a" * 30) == "a" * 24 + "\n" + "a" * 6
+    assert len(figures.fit_caption("x" * 100).replace("\n", "")) == 48 and "…" in figures.fit_caption("x" * 100)

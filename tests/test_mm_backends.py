@@ -257,13 +257,9 @@ DETECTORS = {"rtmdet": ("rtmdet/rtmdet_tiny_8xb32-300e_coco.py", _force_rtmdet),
              "faster_rcnn": ("faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py", _force_faster_rcnn)}
 
 
-@pytest.mark.parametrize("kind", list(DETECTORS))
-def test_detector_boxes_feed_the_pose_model(kind: str, cfg_dir: Path, tmp_path: Path) -> None:
-    """mmdet detectors (single-stage RTMDet, two-stage Faster R-CNN; random init, small input) on mmcv-lite:
-    the plain-torch NMS and RoIAlign run, person boxes with score >= 0.5 reach the top-down pose model exactly
-    as the same boxes given directly, and a saved detector checkpoint gives the same boxes."""
-    pytest.importorskip("mmdet")
-    rel, force = DETECTORS[kind]
+def _small_detector_config(kind: str, path: Path) -> Path:
+    """A shipped mmdet config made small (input 160 px; Faster R-CNN on ResNet-18 with fewer proposals)."""
+    rel, _ = DETECTORS[kind]
     det = Config.fromfile(_shipped("mmdet", rel))
     for step in det.test_dataloader.dataset.pipeline:
         if step["type"] == "Resize":
@@ -278,7 +274,18 @@ def test_detector_boxes_feed_the_pose_model(kind: str, cfg_dir: Path, tmp_path: 
         det.model.test_cfg.rcnn.max_per_img = 6
     else:
         det.model.test_cfg.max_per_img = 6   # a few people: every box is a pose crop
-    det.dump(str(tmp_path / "det.py"))
+    det.dump(str(path))
+    return path
+
+
+@pytest.mark.parametrize("kind", list(DETECTORS))
+def test_detector_boxes_feed_the_pose_model(kind: str, cfg_dir: Path, tmp_path: Path) -> None:
+    """mmdet detectors (single-stage RTMDet, two-stage Faster R-CNN; random init, small input) on mmcv-lite:
+    the plain-torch NMS and RoIAlign run, person boxes with score >= 0.5 reach the top-down pose model exactly
+    as the same boxes given directly, and a saved detector checkpoint gives the same boxes."""
+    pytest.importorskip("mmdet")
+    _, force = DETECTORS[kind]
+    _small_detector_config(kind, tmp_path / "det.py")
     torch.manual_seed(0)
     m = MMPose(str(cfg_dir / "pose_r18.py"), None, device="cpu", det_config=str(tmp_path / "det.py"))
     assert m.params["person_boxes"]["score_threshold"] == 0.5
@@ -300,3 +307,21 @@ def test_detector_boxes_feed_the_pose_model(kind: str, cfg_dir: Path, tmp_path: 
                    det_checkpoint=str(ckpt))
     assert again.det_person == 0 and len(again.params["person_boxes"]["checkpoint_sha256_16"]) == 16
     np.testing.assert_allclose(again.boxes(frame)[0], boxes, rtol=1e-5, atol=1e-3)
+
+
+def test_pose_with_a_detector_and_seg_in_one_run_each_keep_their_scope(cfg_dir: Path, tmp_path: Path) -> None:
+    """Building mmseg after mmpose + mmdet (as `--views pose,seg` does) set mmseg's default scope, and mmdet's
+    inference then built its pipeline from mmseg's LoadAnnotations: every video failed with a TypeError."""
+    pytest.importorskip("mmdet")
+    from mmengine.registry import DefaultScope
+    det = _small_detector_config("rtmdet", tmp_path / "det.py")
+    torch.manual_seed(0)
+    pose = MMPose(str(cfg_dir / "pose_r18.py"), None, device="cpu", det_config=str(det))
+    seg = MMSeg(str(cfg_dir / "seg_b0_2cls.py"), None, person_class=1, device="cpu")
+    frame = _frames(1, 120, 160, seed=3)[0]
+    _force_rtmdet(pose.detector, pose.det_person)
+    boxes, _ = pose.boxes(frame)                                   # was: TypeError ... 'with_bbox'
+    assert len(boxes) >= 1
+    assert pose([frame], (64, 85)).shape == (1, 64, 85, 17) and seg([frame], (64, 85)).shape == (1, 64, 85, 1)
+    current = DefaultScope.get_current_instance()
+    assert current is None or current.scope_name not in ("mmseg", "mmdet", "mmpose")   # nothing left behind

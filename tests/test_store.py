@@ -13,6 +13,7 @@ import pytest
 
 from preprocess.store import Store
 from preprocess.store.layout import video_key
+from preprocess.store.reader import StoreDamaged
 from tests.conftest import FAST_TVL1, run_cli
 
 
@@ -148,8 +149,9 @@ def test_verify_reports_different_frame_indices(store_root, tmp_path, capsys):
     with h5py.File(root / "flow_dis" / "shard-00001.h5", "a") as f:
         f["videos"][video_key("rotate/rotate_02")]["frame_indices"][5] += 1
     rc, lines = _verify_lines(root, capsys)
-    assert rc == 1 and lines == ["video 'rotate/rotate_02': frame indices differ between rgb (13 frames) "
-                                 "and flow_dis (13 frames)"]
+    assert rc == 1 and lines == [                 # index 15 became 16, the frame its flow goes to
+        "flow_dis: video 'rotate/rotate_02' has flow targets that do not follow its frame indices",
+        "video 'rotate/rotate_02': frame indices differ between rgb (13 frames) and flow_dis (13 frames)"]
 
 
 def test_verify_reports_duplicates(store_root, tmp_path, capsys):
@@ -169,7 +171,9 @@ def test_a_run_with_other_settings_is_refused(store_root, sample_videos, tmp_pat
     capsys.readouterr()
     assert run_cli("run", "--videos", sample_videos, "--out", root, "--views", "flow_tvl1", "--no-progress") == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "flow_tvl1 was made with other settings (params differ" in err[0]
+    assert len(err) == 1 and "flow_tvl1 was made with other settings (params.algorithm.inner_iterations: 10 in " \
+        "the store, 30 in this run; params.algorithm.nscales: 3 in the store, 5 in this run;" in err[0]
+    assert "'tau'" not in err[0] and "0.25" not in err[0]   # only the keys that differ are named
     assert run_cli("run", "--videos", sample_videos, "--out", root, "--stride", "2", "--no-progress") == 2
     assert "was made with --stride 3, this run asks 2" in capsys.readouterr().err
 
@@ -188,7 +192,7 @@ def test_an_existing_view_keeps_the_compression_it_was_made_with(sample_videos, 
             assert ZSTD_FILTER in first._filters, shard.name
     capsys.readouterr()
     assert run_cli(*args, "--compression", "rgb=lz4") == 2
-    assert "compression differ" in capsys.readouterr().err
+    assert "(compression: 'zstd-1' in the store, 'lz4' in this run)" in capsys.readouterr().err
     assert run_cli("verify", root) == 0
 
 
@@ -216,5 +220,5 @@ def test_reader_reads_only_the_chunks_it_needs(store_root, tmp_path):
         fh.write(b"\xff" * last.size)
     store = Store(root)
     np.testing.assert_array_equal(store.read("zoom/zoom_01", "rgb", 0, 10), clean)
-    with pytest.raises(OSError):
+    with pytest.raises(StoreDamaged, match=r"frames \[9, 13\) of 'zoom/zoom_01' in .*shard-00002.h5 are damaged"):
         store.read("zoom/zoom_01", "rgb", 9, 13)

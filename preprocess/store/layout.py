@@ -44,17 +44,25 @@ def partial_path(root: Path, view: str, shard: int) -> Path:
 
 def video_key(video_id: str) -> str:
     """HDF5 group name of a video id ('/' would nest groups, so ids are percent-encoded)."""
-    return quote(video_id, safe="")
+    return quote(video_id, safe="", errors="surrogateescape")
 
 
 def video_id_from_key(key: str) -> str:
-    return unquote(key)
+    return unquote(key, errors="surrogateescape")
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _temp_json(path: Path, obj: Any) -> str:
     """Write `obj` as JSON to a durable temporary file beside `path`; return its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600: others sharing the store could not read it
     with os.fdopen(fd, "w") as fh:
         json.dump(obj, fh, indent=1, sort_keys=True)
         fh.flush()
@@ -75,7 +83,7 @@ def create_json_once(path: Path, obj: Any) -> Any:
     """
     path = Path(path)
     if path.exists():
-        return json.loads(path.read_text())
+        return read_json(path)
     tmp = _temp_json(path, obj)
     try:
         os.link(tmp, path)
@@ -83,7 +91,18 @@ def create_json_once(path: Path, obj: Any) -> Any:
         pass
     finally:
         os.unlink(tmp)
-    return json.loads(path.read_text())
+    return read_json(path)
+
+
+def read_json(path: Path) -> Any:
+    """A store's JSON file, or one line saying it is damaged (cut, edited, not JSON)."""
+    from ..errors import UserError
+    try:
+        return json.loads(Path(path).read_text())
+    except ValueError as exc:
+        raise UserError(f"{path} is damaged ({exc}); restore it, or remove the folder's view and re-run") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def fsync_dir(path: Path) -> None:

@@ -17,10 +17,15 @@ import numpy as np
 from ..errors import UserError
 from ..quantise import dequantise_flow
 from . import compression as _compression  # noqa: F401  (registers the HDF5 filter plugins)
-from .layout import SHARD_RE, VIEW_META, shard_path, video_id_from_key, video_key, view_dir
+from .entries import flow_targets
+from .layout import SHARD_RE, VIEW_META, read_json, shard_path, video_id_from_key, video_key, view_dir
 from .manifest import Manifest, load_manifest
 
 CHUNK_CACHE_BYTES = 8 * 1024 * 1024
+
+
+class StoreDamaged(UserError):
+    """A shard file, or a chunk in it, cannot be read (its checksum fails, or the file is cut)."""
 
 
 def open_shard(path: Path) -> h5py.File:
@@ -32,6 +37,19 @@ def shard_failures(f: h5py.File) -> list[dict[str, str]]:
     """The failures record of an open shard."""
     raw = f["failures"][()] if "failures" in f else b"[]"
     return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+def deep_read_problems(group: h5py.Group, frames_per_read: int = 256) -> list[str]:
+    """Read every dataset of a video's entry in full (each chunk's Fletcher-32 checksum is checked where
+    the store has one); one line per dataset that cannot be read."""
+    out = []
+    for name, data in group.items():
+        try:
+            for start in range(0, len(data), frames_per_read):
+                data[start:start + frames_per_read]
+        except OSError as exc:
+            out.append(f"{name} is damaged ({' '.join(str(exc).split())})")
+    return out
 
 
 def shard_video_ids(f: h5py.File) -> list[str]:
@@ -66,7 +84,7 @@ class Store:
         self.manifest: Manifest = load_manifest(self.root)
         self.views: list[str] = list_views(self.root)
         self.view_meta: dict[str, dict[str, Any]] = {
-            v: json.loads((view_dir(self.root, v) / VIEW_META).read_text()) for v in self.views}
+            v: read_json(view_dir(self.root, v) / VIEW_META) for v in self.views}
         self._files: dict[tuple[str, int], h5py.File] = {}
         self._pid = os.getpid()
 
@@ -79,7 +97,11 @@ class Store:
             path = shard_path(self.root, view, shard)
             if not path.exists():
                 raise UserError(f"{path} is missing: the store is incomplete (re-run the preprocess job)")
-            self._files[key] = open_shard(path)
+            try:
+                self._files[key] = open_shard(path)
+            except OSError as exc:
+                raise StoreDamaged(f"{path} is damaged ({' '.join(str(exc).split())}): run `python -m preprocess "
+                                   f"run` with the same options to set it aside and remake it") from None
         return self._files[key]
 
     def _group(self, video_id: str, view: str) -> h5py.Group:
@@ -131,6 +153,13 @@ class Store:
         """Source frame index of every stored frame (identical across the views of a video)."""
         return self._group(video_id, view)["frame_indices"][()]
 
+    def flow_targets(self, video_id: str, view: str) -> np.ndarray:
+        """Source frame each stored flow frame goes to (frame_indices + 1 in a store made before targets
+        were recorded, which always used t+1)."""
+        group = self._group(video_id, view)
+        targets = flow_targets(group)
+        return group["frame_indices"][()] + 1 if targets is None else targets
+
     def times(self, video_id: str, view: str) -> np.ndarray:
         return self._group(video_id, view)["times"][()]
 
@@ -145,7 +174,12 @@ class Store:
         t1 = n if t1 is None else t1
         if not 0 <= t0 <= t1 <= n:
             raise IndexError(f"frames [{t0}, {t1}) out of range for {video_id!r} in {view} ({n} stored)")
-        data = frames[t0:t1]
+        try:
+            data = frames[t0:t1]
+        except OSError as exc:
+            raise StoreDamaged(f"frames [{t0}, {t1}) of {video_id!r} in {frames.file.filename} are damaged "
+                               f"({' '.join(str(exc).split())}): check with `python -m preprocess verify --deep "
+                               f"{self.root}`") from None
         if pixels:
             meta = self.view_meta[view]
             if meta.get("kind") != "flow":

@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .layout import PARTIAL_RE, VIEW_META, video_id_from_key, view_dir
+from .layout import PARTIAL_RE, VIEW_META, read_json, video_id_from_key, view_dir
 from .manifest import Manifest, load_manifest
-from .reader import list_shards, list_views, open_shard, shard_failures
+from .entries import flow_targets
+from .reader import deep_read_problems, list_shards, list_views, open_shard, shard_failures
 
 
 @dataclass
@@ -23,6 +23,10 @@ class VideoEntry:
     frames: int
     frame_shape: tuple[int, ...]
     frame_indices: np.ndarray
+    missing_end_frames: int = 0
+    long_side_capped: bool = False
+    repeated_successors: int = 0   # stored frames whose source successor repeats them (flow views)
+    skipped_repeats: int = 0       # stored frames whose flow goes past t+1 (flow views)
 
 
 @dataclass
@@ -62,7 +66,7 @@ def scan_store(root: Path, deep: bool = False) -> StoreScan:
     if not names:
         problems.append(f"{root}: no views (no */{VIEW_META})")
     for name in names:
-        meta = json.loads((view_dir(root, name) / VIEW_META).read_text())
+        meta = read_json(view_dir(root, name) / VIEW_META)
         views[name] = _scan_view(root, name, meta, manifest, deep, problems)
     _check_alignment(manifest, views, problems)
     return StoreScan(root, manifest, views, problems)
@@ -116,10 +120,17 @@ def _scan_shard(path: Path, shard: int, name: str, meta: dict[str, Any], manifes
                 problems.append(f"{name}: video {vid!r} has {frames.shape[-1]} channels, view says {channels}")
             if len(indices) and (np.any(np.diff(indices) <= 0) or indices[0] < 0):
                 problems.append(f"{name}: video {vid!r} frame indices are not increasing")
+            targets = flow_targets(group)
+            if targets is not None and (len(targets) != len(indices) or np.any(targets <= indices)):
+                problems.append(f"{name}: video {vid!r} has flow targets that do not follow its frame indices")
             if deep:
-                for start in range(0, frames.shape[0], 256):
-                    frames[start:start + 256]
-            scan.videos[vid] = VideoEntry(shard, int(frames.shape[0]), tuple(frames.shape[1:]), indices)
+                problems.extend(f"{name}: video {vid!r} in {path.name}: {p}" for p in deep_read_problems(group))
+            scan.videos[vid] = VideoEntry(
+                shard, int(frames.shape[0]), tuple(frames.shape[1:]), indices,
+                missing_end_frames=int(group.attrs.get("missing_end_frames", 0)),
+                long_side_capped=bool(group.attrs.get("long_side_capped", False)),
+                repeated_successors=int(group.attrs.get("repeated_successors", 0)),
+                skipped_repeats=0 if targets is None else int(np.count_nonzero(targets[:len(indices)] != indices + 1)))
         for vid, reason in failures.items():
             if vid in scan.videos:
                 problems.append(f"{name}: video {vid!r} is both stored and recorded as failed")

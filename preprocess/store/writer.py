@@ -2,7 +2,8 @@
 renamed to its final name only when every video of the shard is written (or recorded as failed).
 
 A kill at any moment leaves at most a partial file, which readers never look at and a re-run redoes.
-Frames are written in whole blocks of `block_frames`, so each compressed chunk is written once.
+Frames are written in whole blocks of `block_frames`, so each compressed chunk is written once, with
+HDF5's Fletcher-32 checksum of the compressed bytes, so that any read of a damaged chunk fails.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ..names import h5_text
 from .compression import compression_kwargs
 from .layout import FORMAT, fsync_dir, partial_path, shard_path, video_key
 
@@ -47,7 +49,8 @@ class ShardWriter:
     def begin_video(self, video_id: str) -> None:
         """Start a video's entry; frames follow with `append`."""
         self._group = self._videos.create_group(video_key(video_id))
-        self._group.attrs["id"] = video_id
+        self._group.attrs["id"] = h5_text(video_id)
+        self._video_id = video_id
         self._frames, self._buffer, self._buffered = None, [], 0
 
     def append(self, frames: np.ndarray) -> None:
@@ -68,24 +71,28 @@ class ShardWriter:
             _, h, w, c = data.shape
             self._frames = self._group.create_dataset(
                 "frames", shape=(0, h, w, c), maxshape=(None, h, w, c), dtype=np.uint8,
-                chunks=(self.block, h, w, c), **self.compression)
+                chunks=(self.block, h, w, c), fletcher32=True, **self.compression)
         start = self._frames.shape[0]
         self._frames.resize(start + n, axis=0)
         self._frames[start:start + n] = data[:n]
         rest = data[n:]
         self._buffer, self._buffered = ([rest], len(rest)) if len(rest) else ([], 0)
 
-    def end_video(self, frame_indices: np.ndarray, times: np.ndarray, attrs: dict[str, Any]) -> None:
-        """Finish the current video with the source index and time (s) of each stored frame."""
+    def end_video(self, frame_indices: np.ndarray, times: np.ndarray, attrs: dict[str, Any],
+                  datasets: dict[str, np.ndarray] | None = None) -> None:
+        """Finish the current video with the source index and time (s) of each stored frame, and further
+        per-frame `datasets` (each with one value per stored frame)."""
         self._flush(final=True)
         stored = 0 if self._frames is None else self._frames.shape[0]
-        if stored != len(frame_indices):
-            raise ValueError(f"{stored} frames written but {len(frame_indices)} frame indices given")
-        self._group.create_dataset("frame_indices", data=np.asarray(frame_indices, dtype=np.int64))
-        self._group.create_dataset("times", data=np.asarray(times, dtype=np.float64))
+        per_frame = {"frame_indices": np.asarray(frame_indices, dtype=np.int64),
+                     "times": np.asarray(times, dtype=np.float64), **(datasets or {})}
+        for name, data in per_frame.items():
+            if len(data) != stored:
+                raise ValueError(f"{stored} frames written but {len(data)} values of {name} given")
+            self._group.create_dataset(name, data=data, fletcher32=bool(len(data)))
         for key, value in attrs.items():
             self._group.attrs[key] = value
-        self.videos.append(self._group.attrs["id"])
+        self.videos.append(self._video_id)
         self._group, self._frames = None, None
 
     def abort_video(self) -> None:

@@ -225,6 +225,20 @@ def _show_frame(ax: Axes, frame: np.ndarray, caption: str, border: str | None) -
             spine.set_linewidth(4)
 
 
+CAPTION_CHARS, CAPTION_LINES = 24, 2   # what fits above a 1.8-inch frame at 7 pt
+
+
+def fit_caption(text: str, chars: int = CAPTION_CHARS, lines: int = CAPTION_LINES) -> str:
+    """`text` wrapped at `chars` characters (file names break anywhere) in at most `lines` lines, the middle
+    of a longer one elided with '…', so that captions of neighbouring frames never run into each other."""
+    if len(text) <= chars:
+        return text
+    if len(text) > chars * lines:
+        keep = chars * lines - 1
+        text = text[: (keep + 1) // 2] + "…" + text[len(text) - keep // 2:]
+    return "\n".join(text[i:i + chars] for i in range(0, len(text), chars))
+
+
 def plot_neighbour_strips(rows: Sequence[tuple[np.ndarray, str, Sequence[NeighbourFrame]]],
                           path: str | os.PathLike, title: str) -> Path:
     """Retrieval examples, one row per query: the query frame, then each neighbour's frame captioned with its
@@ -233,11 +247,12 @@ def plot_neighbour_strips(rows: Sequence[tuple[np.ndarray, str, Sequence[Neighbo
         raise ValueError("plot_neighbour_strips needs at least one row")
     cols = 1 + max(len(neighbours) for _, _, neighbours in rows)
     frame_h, frame_w = np.asarray(rows[0][0]).shape[:2]
-    fig = _figure(1.8 * cols, (1.8 * frame_h / max(frame_w, 1) + 0.5) * len(rows) + 0.4)
+    fig = _figure(1.8 * cols, (1.8 * frame_h / max(frame_w, 1) + 0.75) * len(rows) + 0.4)
     grid = fig.add_gridspec(len(rows), cols)
     for r, (frame, caption, neighbours) in enumerate(rows):
-        _show_frame(fig.add_subplot(grid[r, 0]), frame, f"query: {caption}", None)
+        _show_frame(fig.add_subplot(grid[r, 0]), frame, fit_caption(f"query: {caption}"), None)
         for n, (n_frame, name, sim, hit) in enumerate(neighbours, start=1):
-            _show_frame(fig.add_subplot(grid[r, n]), n_frame, f"{name}\n{sim:.3f}", HIT_COLOUR if hit else MISS_COLOUR)
+            _show_frame(fig.add_subplot(grid[r, n]), n_frame, f"{fit_caption(name)}\n{sim:.3f}",
+                        HIT_COLOUR if hit else MISS_COLOUR)
     fig.suptitle(title)
     return _save(fig, path)
