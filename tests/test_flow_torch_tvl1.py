@@ -42,9 +42,9 @@ def test_pyramid_resize_is_opencvs_bilinear_resize():
     # down by scale_step 0.8 (OpenCV: dsize = round(53 * 0.8), round(37 * 0.8) = 42, 30), and up to a given size
     down = cv2.resize(img, None, fx=0.8, fy=0.8, interpolation=cv2.INTER_LINEAR)
     assert down.shape == (30, 42) and pyramid_sizes(37, 53, 2, 0.8)[1] == (30, 42)
-    np.testing.assert_allclose(resize_linear(t, (30, 42), (1 / 0.8, 1 / 0.8))[0].numpy(), down, atol=2e-4)
+    np.testing.assert_allclose(resize_linear(t, (30, 42), (1 / 0.8, 1 / 0.8))[0].numpy(), down, rtol=1e-5, atol=1e-4)
     up = cv2.resize(down, (53, 37), interpolation=cv2.INTER_LINEAR)
-    np.testing.assert_allclose(resize_linear(torch.from_numpy(down)[None], (37, 53))[0].numpy(), up, atol=2e-4)
+    np.testing.assert_allclose(resize_linear(torch.from_numpy(down)[None], (37, 53))[0].numpy(), up, rtol=1e-5, atol=1e-4)
 
 
 def test_pyramid_stops_before_a_side_under_16_pixels():
