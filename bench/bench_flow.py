@@ -75,7 +75,7 @@ def speed(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
         if not args.gpu_only:
             configs.append(("opencv cpu", 1, make_flow("tvl1", {}, "opencv"), args.cpu_pairs))
             for threads in (1, 2):
-                configs.append((f"torch cpu", threads, make_flow("tvl1", {}, "torch", FlowSettings("cpu", args.cpu_pairs)),
+                configs.append(("torch cpu", threads, make_flow("tvl1", {}, "torch", FlowSettings("cpu", args.cpu_pairs)),
                                 args.cpu_pairs))
         if cuda:
             for batch in (int(b) for b in args.batches.split(",")):
@@ -84,9 +84,9 @@ def speed(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
         most = max(n for *_, n in configs)
         prev, nxt = sized_pairs(clips, hw, most)
         best: dict[int, float] = {}
-        for i, (name, threads, backend, n) in enumerate(configs):
-            if threads == 0:  # GPU: warm up (CUDA context, allocator) before timing
-                backend(prev[:n], nxt[:n])
+        for name, threads, backend, n in configs:
+            if threads == 0:  # GPU: warm up (CUDA context, kernels) before timing
+                backend(prev[:1], nxt[:1])
         for _ in range(args.repeats):
             for i, (name, threads, backend, n) in enumerate(configs):
                 if threads:

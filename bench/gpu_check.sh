@@ -23,12 +23,13 @@ trap 'rm -rf "$WORK"' EXIT
 SUMMARY=$RES/results.txt
 : > "$SUMMARY"
 
-if [ $DRY = 1 ]; then
+if [ $DRY = 1 ]; then  # tiny, and patient: a shared CPU machine is slow
   DEV=cpu; FLOWDEV=cpu; TVL1="--tvl1 nscales=3,warps=2,inner_iterations=10,outer_iterations=2"
-  BENCH="--sizes 171x128 --cpu-pairs 1 --repeats 1"; FRAMES=40; EPOCHS=1
+  BENCH="--sizes 171x128 --cpu-pairs 1 --repeats 1"; FRAMES=40; PER_CLASS=2; BATCH=2; SLOW=5
 else
   DEV=cuda; FLOWDEV=cuda; TVL1=""
-  BENCH="--gpu-only --opencv-rate ${OPENCV_RATE:-3.2} --batches 1,8,32,128 --gpu-batches 1 --repeats 1"; FRAMES=64; EPOCHS=1
+  BENCH="--gpu-only --opencv-rate ${OPENCV_RATE:-3.2} --batches 1,8,32,128 --gpu-batches 1 --repeats 1"
+  FRAMES=64; PER_CLASS=4; BATCH=3; SLOW=1
 fi
 
 report() {  # report NAME STATUS DETAIL
@@ -36,7 +37,7 @@ report() {  # report NAME STATUS DETAIL
 }
 
 step() {  # step NAME TIMEOUT_S COMMAND...: run, log, PASS on exit 0
-  local name=$1 limit=$2; shift 2
+  local name=$1 limit=$(( $2 * SLOW )); shift 2
   local start=$(date +%s)
   timeout "$limit" "$@" > "$RES/$name.log" 2>&1
   local rc=$? took=$(( $(date +%s) - start ))
@@ -59,17 +60,17 @@ step flow_bench 240 $PY bench/bench_flow.py $BENCH --out "$RES/bench_flow.json" 
 step flow_cuda_test 120 $PY -m pytest -q -s tests/test_flow_torch_tvl1.py -k "cuda or one_iteration"
 
 # 2. a store made by the pipeline with the flow batched on the device
-$PY -m preprocess sample "$WORK/videos" --frames $FRAMES --per-class 4 > /dev/null 2>&1
+$PY -m preprocess sample "$WORK/videos" --frames $FRAMES --per-class $PER_CLASS > /dev/null 2>&1
 step store_flow_on_device 240 $PY -m preprocess run --videos "$WORK/videos" --out "$WORK/store" --no-progress \
   --views rgb,flow_tvl1 --flow-impl torch --flow-device $FLOWDEV --flow-batch 32 --jobs 4 $TVL1
 
 # 3. CoCon steps with AMP and in fp32, the slot loader's workers feeding the device
 CFG=configs/cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml
 TINY=(data.root="$WORK/store" "data.views=[rgb, flow_tvl1]" model.width=0.125 "model.sizes={rgb: 32, flow_tvl1: 32}"
-      data.num_blocks=4 data.block_frames=3 model.pred_steps=2 data.batch_size=3 data.repeats=1 progress=false
-      schedule.cpc_epochs=$EPOCHS schedule.cocon_epochs=$EPOCHS seed=0 device=$DEV)
+      data.num_blocks=4 data.block_frames=3 model.pred_steps=2 data.batch_size=$BATCH data.repeats=1 progress=false
+      schedule.cpc_epochs=1 schedule.cocon_epochs=1 seed=0 device=$DEV)
 step cocon_amp_workers 240 $PY -m train.cocon --config $CFG "${TINY[@]}" out="$WORK/amp" optim.amp=true data.workers=2
-step cocon_fp32 240 $PY -m train.cocon --config $CFG "${TINY[@]}" out="$WORK/fp32" optim.amp=false data.workers=0
+step cocon_fp32 240 $PY -m train.cocon --config $CFG "${TINY[@]}" out="$WORK/fp32" optim.amp=false data.workers=2
 step amp_matches_fp32 30 $PY bench/gpu_check_losses.py "$WORK/amp/sample" "$WORK/fp32/sample" --rtol 0.05
 
 # 4. torchrun, one process per GPU (NCCL on CUDA, gloo on the CPU), SyncBatchNorm under DDP
@@ -77,7 +78,7 @@ TORCHRUN=($PY -m torch.distributed.run --standalone --nproc_per_node 1)
 step torchrun_cocon 240 "${TORCHRUN[@]}" -m train.cocon --config $CFG "${TINY[@]}" out="$WORK/ddp" data.workers=2
 step torchrun_finetune 240 "${TORCHRUN[@]}" -m train.finetune --config configs/finetune_r18w0.125-64_sample-rgb-flow.yaml \
   data.root="$WORK/store" "data.views=[rgb, flow_tvl1]" "model.sizes={rgb: 32, flow_tvl1: 32}" data.num_blocks=4 \
-  data.block_frames=3 data.batch_size=3 data.repeats=1 data.workers=2 progress=false epochs=1 \
+  data.block_frames=3 data.batch_size=$BATCH data.repeats=1 data.workers=2 progress=false epochs=1 \
   model.init="$WORK/ddp/sample/cocon/checkpoint.pth" model.precise_bn_batches=2 device=$DEV out="$WORK/ft"
 grep -h "backend\|nccl\|gloo" "$RES/torchrun_cocon.log" | head -n 3
 

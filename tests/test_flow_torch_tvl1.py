@@ -12,12 +12,15 @@ import torch
 
 from preprocess.flow import FlowSettings, make_flow
 from preprocess.flow.compare import endpoint_error, flow_agreement
-from preprocess.flow.torch_tvl1 import centred_gradient, median5, pyramid_sizes, remap_cubic, resize_linear
+from preprocess.flow.torch_tvl1 import (centred_gradient, median5, pyramid_sizes, remap_cubic, resize_linear,
+                                        tvl1_flow)
+from preprocess.flow.tvl1_params import TVL1_PARAMS
 from preprocess.synthetic import affine_step, moving_frames, textured_image, true_flow
 from tests.conftest import FAST_TVL1, run_cli
 
 H, W = 96, 128
 FAST = dict(kv.split("=") for kv in FAST_TVL1.split(","))
+TVL1_DEFAULTS = {p.name: p.default for p in TVL1_PARAMS}
 
 
 def _grey(frame: np.ndarray) -> np.ndarray:
@@ -81,6 +84,24 @@ def test_one_iteration_equals_opencv_to_the_bit():
     want = make_flow("tvl1", params, "opencv")(prev[None], nxt[None])
     got = make_flow("tvl1", params, "torch", FlowSettings("cpu"))(prev[None], nxt[None])
     np.testing.assert_array_equal(got, want)
+
+
+def test_one_scale_with_every_iteration_equals_opencv_to_the_bit():
+    # warps, median filtering, epsilon stopping and bicubic warps at OpenCV's defaults, one pyramid scale
+    prev, nxt, _ = _known_pairs()["rotation"]
+    want = make_flow("tvl1", {"nscales": 1}, "opencv")(prev[None], nxt[None])
+    got = make_flow("tvl1", {"nscales": 1}, "torch", FlowSettings("cpu"))(prev[None], nxt[None])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_checking_convergence_less_often_changes_nothing():
+    # a GPU checks whether every pair has converged only every few iterations: converged pairs are frozen
+    pairs = list(_known_pairs().values())
+    i0 = torch.from_numpy(np.stack([p[0] for p in pairs])).float()
+    i1 = torch.from_numpy(np.stack([p[1] for p in pairs])).float()
+    params = {**TVL1_DEFAULTS, "nscales": 2, "warps": 2}
+    torch.testing.assert_close(tvl1_flow(i0, i1, params, sync_every=7), tvl1_flow(i0, i1, params, sync_every=1),
+                               rtol=0, atol=0)
 
 
 def test_known_motion_error_is_no_worse_than_opencvs():

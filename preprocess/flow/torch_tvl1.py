@@ -34,6 +34,7 @@ PARAMS = TVL1_PARAMS
 MIN_SIDE = 16          # OpenCV stops the pyramid before a side gets shorter than this
 TAB = 32               # OpenCV's remap resolution: coordinates are rounded to 1/32 pixel
 FLT_EPSILON = float(np.finfo(np.float32).eps)
+SYNC_EVERY = 10        # on a GPU, inner iterations between convergence checks (each one waits for the device)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -117,21 +118,13 @@ def centred_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def forward_gradient(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward differences, zero on the last column (x) and last row (y)."""
-    dx = torch.zeros_like(x)
-    dy = torch.zeros_like(x)
-    dx[:, :, :-1] = x[:, :, 1:] - x[:, :, :-1]
-    dy[:, :-1, :] = x[:, 1:, :] - x[:, :-1, :]
-    return dx, dy
+    return F.pad(x[:, :, 1:] - x[:, :, :-1], (0, 1)), F.pad(x[:, 1:, :] - x[:, :-1, :], (0, 0, 0, 1))
 
 
 def divergence(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
     """Backward differences of (v1, v2), with zero before the first column and row; summed in OpenCV's order
     ((v1 - v1 left) + (v2 - v2 above); on the first column (v1 + v2) - v2 above)."""
-    d1 = v1.clone()
-    d1[:, :, 1:] -= v1[:, :, :-1]
-    d2 = v2.clone()
-    d2[:, 1:, :] -= v2[:, :-1, :]
-    div = d1 + d2
+    div = (v1 - F.pad(v1[:, :, :-1], (1, 0))) + (v2 - F.pad(v2[:, :-1, :], (0, 0, 1, 0)))
     div[:, 1:, 0] = (v1[:, 1:, 0] + v2[:, 1:, 0]) - v2[:, :-1, 0]
     return div
 
@@ -190,62 +183,70 @@ def remap_cubic(images: torch.Tensor, map_x: torch.Tensor, map_y: torch.Tensor) 
 
 
 # ---------------------------------------------------------------------------------------------- one scale
+class _Warp:
+    """What one warp's iterations read: I1 warped by the flow, its gradient, and their fixed parts."""
+
+    def __init__(self, i0: torch.Tensor, stack: torch.Tensor, grid: tuple[torch.Tensor, torch.Tensor],
+                 u: list[torch.Tensor], l_t: float):
+        warped = remap_cubic(stack, grid[0] + u[0], grid[1] + u[1])
+        i1w, self.ix, self.iy = warped[:, 0], warped[:, 1], warped[:, 2]
+        grad = self.ix * self.ix + self.iy * self.iy
+        self.rho_c = i1w - self.ix * u[0] - self.iy * u[1] - i0
+        self.upper = l_t * grad                       # the thresholds of the step on rho
+        self.lower = -l_t * grad
+        self.has_grad = grad > FLT_EPSILON
+        self.safe_grad = torch.where(self.has_grad, grad, 1.0)
+
+
 class _Scale:
     """The iterations at one pyramid scale for a batch of pairs: warps, outer and inner iterations."""
 
-    def __init__(self, p: dict[str, Any]):
+    def __init__(self, p: dict[str, Any], sync_every: int):
         self.p = p
         self.l_t = np.float32(p["lambda"] * p["theta"]).item()
         self.taut = np.float32(p["tau"] / p["theta"]).item()
         self.theta = np.float32(p["theta"]).item()
         self.gamma = np.float32(p["gamma"]).item()
         self.use_gamma = p["gamma"] != 0
+        self.sync_every = sync_every  # inner iterations between "has every pair converged?" (a device sync)
 
     def run(self, i0: torch.Tensor, i1: torch.Tensor, u: list[torch.Tensor]) -> list[torch.Tensor]:
-        """u = [u1, u2] (+ [u3] with gamma): refined in place of the returned list."""
+        """u = [u1, u2] (+ [u3] with gamma) refined at this scale."""
         n, h, w = i0.shape
         eps = np.float32(self.p["epsilon"] ** 2 * h * w).item()
         ix, iy = centred_gradient(i1)
         stack = torch.stack([i1, ix, iy], dim=1)
-        gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=i0.device),
-                                torch.arange(w, dtype=torch.float32, device=i0.device), indexing="ij")
+        grid = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=i0.device),
+                              torch.arange(w, dtype=torch.float32, device=i0.device), indexing="ij")[::-1]
         dual = [torch.zeros_like(i0) for _ in range(2 * len(u))]   # p11, p12, p21, p22 (, p31, p32)
         for _ in range(self.p["warps"]):
-            warped = remap_cubic(stack, gx + u[0], gy + u[1])
-            i1w, i1wx, i1wy = warped[:, 0], warped[:, 1], warped[:, 2]
-            grad = i1wx * i1wx + i1wy * i1wy
-            rho_c = i1w - i1wx * u[0] - i1wy * u[1] - i0
+            warp = _Warp(i0, stack, grid, u, self.l_t)
             active = torch.ones(n, dtype=torch.bool, device=i0.device)
             for _ in range(self.p["outer_iterations"]):
                 if self.p["median_filtering"] > 1:
                     for k in (0, 1):
                         u[k] = _where(active, median5(u[k], self.p["median_filtering"]), u[k])
-                for _ in range(self.p["inner_iterations"]):
-                    u, dual, error = self._step(i1wx, i1wy, grad, rho_c, u, dual, active)
+                for it in range(self.p["inner_iterations"]):
+                    u, dual, error = self._step(warp, u, dual, active)
                     active = active & (error > eps)
-                    if not bool(active.any()):
+                    if (it + 1) % self.sync_every == 0 and not bool(active.any()):
                         break
                 if not bool(active.any()):
                     break
         return u
 
-    def _step(self, i1wx: torch.Tensor, i1wy: torch.Tensor, grad: torch.Tensor, rho_c: torch.Tensor,
-              u: list[torch.Tensor], dual: list[torch.Tensor], active: torch.Tensor
+    def _step(self, warp: _Warp, u: list[torch.Tensor], dual: list[torch.Tensor], active: torch.Tensor
               ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         """One inner iteration (threshold, primal, dual) for the pairs still active; the others unchanged."""
-        l_t = self.l_t
-        rho = rho_c + (i1wx * u[0] + i1wy * u[1])
+        rho = warp.rho_c + (warp.ix * u[0] + warp.iy * u[1])
         if self.use_gamma:
             rho = rho + self.gamma * u[2]
-        lo = rho < -l_t * grad
-        hi = rho > l_t * grad
-        fi = torch.where(grad > FLT_EPSILON, -rho / torch.where(grad > FLT_EPSILON, grad, 1.0), 0.0)
-        coef = torch.where(lo, l_t, torch.where(hi, -l_t, fi))
-        d = [coef * i1wx, coef * i1wy] + ([coef * self.gamma] if self.use_gamma else [])
+        fi = torch.where(warp.has_grad, -rho / warp.safe_grad, 0.0)
+        coef = torch.where(rho < warp.lower, self.l_t, torch.where(rho > warp.upper, -self.l_t, fi))
+        d = [coef * warp.ix, coef * warp.iy] + ([coef * self.gamma] if self.use_gamma else [])
         new_u, error = [], None
         for k in range(len(u)):
-            v = u[k] + d[k]
-            uk = v + self.theta * divergence(dual[2 * k], dual[2 * k + 1])
+            uk = (u[k] + d[k]) + self.theta * divergence(dual[2 * k], dual[2 * k + 1])
             sq = (uk - u[k]).square().sum(dim=(1, 2))
             error = sq if error is None else error + sq
             new_u.append(_where(active, uk, u[k]))
@@ -263,15 +264,19 @@ def _where(active: torch.Tensor, new: torch.Tensor, old: torch.Tensor) -> torch.
 
 
 # ---------------------------------------------------------------------------------------------- the pyramid
-def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-    """Dual TV-L1 flow of a batch: (N, H, W) float32 grey images (0..255) -> (N, H, W, 2) float32."""
+def tvl1_flow(i0: torch.Tensor, i1: torch.Tensor, params: dict[str, Any], sync_every: int | None = None
+              ) -> torch.Tensor:
+    """Dual TV-L1 flow of a batch: (N, H, W) float32 grey images (0..255) -> (N, H, W, 2) float32.
+    `sync_every` (default: 1 on the CPU, SYNC_EVERY on a GPU) changes the speed only, never the result."""
     sizes = pyramid_sizes(i0.shape[1], i0.shape[2], params["nscales"], params["scale_step"])
     step = float(params["scale_step"])
     i0s, i1s = [i0], [i1]
     for size in sizes[1:]:
         i0s.append(resize_linear(i0s[-1], size, (1 / step, 1 / step)))
         i1s.append(resize_linear(i1s[-1], size, (1 / step, 1 / step)))
-    scale = _Scale(params)
+    if sync_every is None:
+        sync_every = 1 if i0.device.type == "cpu" else SYNC_EVERY
+    scale = _Scale(params, sync_every)
     n_fields = 3 if params["gamma"] != 0 else 2
     u = [torch.zeros_like(i0s[-1]) for _ in range(n_fields)]
     for s in range(len(sizes) - 1, -1, -1):
