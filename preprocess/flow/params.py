@@ -41,6 +41,8 @@ class Param:
                 out = self.kind(value)
         except (TypeError, ValueError):
             raise UserError(f"{backend} parameter {self.name}={value!r} is not a valid {self.kind.__name__}") from None
+        if not self.valid(out) and self.kind is str:
+            raise UserError(f"{backend} parameter {self.name}={value!r} is not {self.rule}")
         if not self.valid(out):
             raise UserError(f"{backend} parameter {self.name}={value} is out of range: {self.rule}")
         return out
@@ -78,5 +80,5 @@ def resolve_params(backend: str, declared: tuple[Param, ...], given: dict[str, A
 def check_bound(bound: float) -> float:
     """The flow quantiser's clip bound: a finite positive number of pixels."""
     if not (math.isfinite(bound) and bound > 0):
-        raise UserError(f"--flow-bound must be a finite positive number of pixels, got {bound}")
+        raise UserError(f"--flow-bound must be positive, got {bound} (a finite number of pixels)")
     return float(bound)

@@ -3,20 +3,21 @@
 with its parameters, defaults and numerical details, in float32.
 
 Matched details, per scale: the pyramid is OpenCV's bilinear resize by `scale_step` (half-pixel centres,
-edge-clamped) stopped before a side drops under 16 pixels; the flow goes up a scale by a bilinear resize to
+edge-clamped, interpolated as IPP does in OpenCV's wheels) stopped before a side drops under 16 pixels; the flow goes up a scale by a bilinear resize to
 the finer size and is divided by `scale_step`; each warp remaps I1 and its centred gradient with OpenCV's
 bicubic remap (coordinates rounded to 1/32 pixel, a = -0.75, zero outside the image); then up to
 `outer_iterations` x `inner_iterations` of thresholding (v), primal (u) and dual (p) steps, a median
 filter on u before each outer iteration, and the epsilon test (sum of squared u updates over the image
 against epsilon^2 * pixels) ending a warp. Each pair stops on its own test: a pair that has converged is
-frozen while the rest of the batch iterates, so a pair's flow does not depend on its batch.
+frozen while the rest of the batch iterates, so a pair's flow does not depend on its batch. At a single
+scale the result is OpenCV's to the bit; over the pyramid, IPP's last-bit rounding in ~0.1% of resized
+pixels grows through the iterations (docs/flow_tvl1_torch.md, "Accuracy").
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import numpy as np
 import torch
