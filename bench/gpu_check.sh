@@ -80,7 +80,6 @@ step torchrun_finetune 240 "${TORCHRUN[@]}" -m train.finetune --config configs/f
   data.root="$WORK/store" "data.views=[rgb, flow_tvl1]" "model.sizes={rgb: 32, flow_tvl1: 32}" data.num_blocks=4 \
   data.block_frames=3 data.batch_size=$BATCH data.repeats=1 data.workers=2 progress=false epochs=1 \
   model.init="$WORK/ddp/sample/cocon/checkpoint.pth" model.precise_bn_batches=2 device=$DEV out="$WORK/ft"
-grep -h "backend\|nccl\|gloo" "$RES/torchrun_cocon.log" | head -n 3
 
 # 5. pose and segmentation with --model-device (mediapipe runs on the CPU whatever the device)
 step pose_seg_mediapipe 240 $PY -m preprocess run --videos "$WORK/videos" --out "$WORK/poseseg" --no-progress \

@@ -29,7 +29,7 @@ from .worker_pool import run_shards
 from .store.layout import VIEW_META, create_json_once, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
-from .views import ViewOptions, build_view, library_versions, recorded_params
+from .views import ViewOptions, build_view, library_versions, recorded_attrs
 
 EXIT_OK, EXIT_FAILED_VIDEOS = 0, 3
 
@@ -85,7 +85,7 @@ def ensure_view_meta(root: Path, computers: Iterable) -> None:
     for comp in computers:
         path = view_dir(root, comp.name) / VIEW_META
         have = create_json_once(path, {**comp.attrs, "versions": library_versions()})
-        have_attrs = recorded_params({k: v for k, v in have.items() if k != "versions"})
+        have_attrs = recorded_attrs({k: v for k, v in have.items() if k != "versions"})
         want_attrs = _jsonable(comp.attrs)
         if have_attrs != want_attrs:
             diff = sorted(k for k in set(have_attrs) | set(want_attrs) if have_attrs.get(k) != want_attrs.get(k))

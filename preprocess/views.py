@@ -144,7 +144,7 @@ def _flow_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> V
     return ViewComputer(spec, attrs, True, compute_many=compute_many)
 
 
-def recorded_params(attrs: dict[str, Any]) -> dict[str, Any]:
+def recorded_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     """A view.json's attributes as this version writes them: a flow view made before implementations
     were recorded was made by OpenCV (its bytes are OpenCV's), so it reads as implementation opencv."""
     params = attrs.get("params")
