@@ -22,6 +22,7 @@ CASES = [
     ("--dis", "patch_stride=0", "flow_dis"),
     ("--dis", "finest_scale=-5", "flow_dis"),
     ("--flow-device", "tpu", "flow_tvl1"),
+    ("--flow-device", "cuda:99", "flow_tvl1"),       # a GPU this machine does not have
 ]
 
 
