@@ -97,9 +97,9 @@ def test_one_scale_with_every_iteration_equals_opencv_to_the_bit():
 def test_checking_convergence_less_often_changes_nothing():
     # a GPU checks whether every pair has converged only every few iterations: converged pairs are frozen
     pairs = list(_known_pairs().values())
-    i0 = torch.from_numpy(np.stack([p[0] for p in pairs])).float()
-    i1 = torch.from_numpy(np.stack([p[1] for p in pairs])).float()
-    params = {**TVL1_DEFAULTS, "nscales": 2, "warps": 2}
+    i0 = torch.from_numpy(np.stack([p[0][:48, :64] for p in pairs])).float()
+    i1 = torch.from_numpy(np.stack([p[1][:48, :64] for p in pairs])).float()
+    params = {**TVL1_DEFAULTS, "nscales": 2, "warps": 2, "outer_iterations": 3, "epsilon": 0.05}
     torch.testing.assert_close(tvl1_flow(i0, i1, params, sync_every=7), tvl1_flow(i0, i1, params, sync_every=1),
                                rtol=0, atol=0)
 
@@ -117,7 +117,7 @@ def test_known_motion_error_is_no_worse_than_opencvs():
 
 def test_a_batch_gives_each_pair_the_flow_it_gets_alone():
     pairs = list(_known_pairs().values())
-    prev, nxt = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    prev, nxt = np.stack([p[0][:48, :64] for p in pairs]), np.stack([p[1][:48, :64] for p in pairs])
     backend = make_flow("tvl1", FAST, "torch", FlowSettings("cpu", 8))
     together = backend(prev, nxt)
     for i in range(len(pairs)):
@@ -141,13 +141,17 @@ def test_matches_opencv_on_real_clip_pairs(real_clips):
                            np.concatenate([f.reshape(-1, 2) for f in flows["torch"]]))
     print(agree)
     assert agree["mean_epd"] <= 0.05
-    assert agree["identical_bytes"] >= 0.8   # 92% over all 17 clips: docs/flow_tvl1_torch.md, "Accuracy"
+    assert agree["identical_bytes"] >= 0.9   # 92.5% on these two pairs; 97.9% over 34 pairs of all 17 clips (docs)
+
+
+# just "a TV-L1 flow", cheaply: these tests are about the store's settings, not the flow's accuracy
+TINY_TVL1 = ["--tvl1", "nscales=2,warps=1,inner_iterations=3,outer_iterations=1", "--size", "48"]
 
 
 def test_store_records_the_implementation_and_is_never_mixed(tmp_path, sample_videos):
     root = tmp_path / "store"
     common = ["--videos", sample_videos, "--out", root, "--views", "flow_tvl1", "--no-progress", "--jobs", "1",
-              "--tvl1", FAST_TVL1]
+              *TINY_TVL1]
     assert run_cli("run", *common, "--flow-impl", "torch", "--flow-device", "cpu", "--num-shards", "2") == 0
     meta = json.loads((root / "flow_tvl1" / "view.json").read_text())
     assert meta["params"]["implementation"] == "torch"
@@ -158,7 +162,7 @@ def test_store_records_the_implementation_and_is_never_mixed(tmp_path, sample_vi
 def test_a_store_made_before_implementations_were_recorded_resumes_with_defaults(tmp_path, sample_videos):
     root = tmp_path / "store"
     common = ["--videos", sample_videos, "--out", root, "--views", "flow_tvl1", "--no-progress", "--jobs", "1",
-              "--tvl1", FAST_TVL1]
+              *TINY_TVL1]
     assert run_cli("run", *common, "--num-shards", "2") == 0
     path = root / "flow_tvl1" / "view.json"
     meta = json.loads(path.read_text())
