@@ -13,7 +13,7 @@ from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_S
 
 from .errors import UserError, WorkerError
 from .names import shown
-from .flow import FLOW_BACKENDS
+from .flow import FAMILIES, describe, family_params, implementations
 from .frame_policy import add_frame_arguments, policy_from_args
 from .heatmaps import COMBINE
 from .pose_seg import POSE_BACKENDS, SEG_BACKENDS, SELFIE_MODELS
@@ -103,9 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "source frame t to t+1, for stored frames only")
     flow.add_argument("--flow-bound", type=float, default=DEFAULT_FLOW_BOUND,
                       help="clip flow to +-BOUND pixels, then map linearly to uint8 0..255")
-    for name, backend in FLOW_BACKENDS.items():
+    for name in FAMILIES:
         flow.add_argument(f"--{name}", type=_key_values, default={}, metavar="KEY=VALUE,...",
-                          help=f"{backend.description}; keys: {', '.join(backend.param_names)}")
+                          help=f"{describe(name)}; keys: {', '.join(p.name for p in family_params(name))}")
+    flow.add_argument("--flow-impl", default="opencv", choices=implementations("tvl1"),
+                      help="TV-L1 implementation: OpenCV's (CPU, one pair at a time) or ours in PyTorch (batched, "
+                           "CPU or GPU; docs/flow_tvl1_torch.md); recorded in the store, which never mixes them")
+    flow.add_argument("--flow-device", default="auto", metavar="DEVICE",
+                      help="device of --flow-impl torch: auto (the GPU when there is one), cpu, cuda, cuda:N")
+    flow.add_argument("--flow-batch", type=_positive_int, default=32, metavar="N",
+                      help="frame pairs --flow-impl torch computes at once (GPU memory grows with it)")
     inferred = run.add_argument_group("pose and segmentation", "inferred from the upright source frames; "
                                       "stored at their own short side")
     inferred.add_argument("--pose-backend", default="mediapipe", choices=POSE_BACKENDS,
@@ -188,7 +195,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--compression names unknown view(s) {', '.join(unknown)}")
     options = ViewOptions(stride=args.stride, size=args.size, block_frames=args.block_frames,
                           flow_bound=args.flow_bound,
-                          flow_params={name: getattr(args, name) for name in FLOW_BACKENDS},
+                          flow_params={name: getattr(args, name) for name in FAMILIES},
+                          flow_impl=args.flow_impl, flow_device=args.flow_device, flow_batch=args.flow_batch,
                           compression=dict(args.compression), pose_backend=args.pose_backend,
                           pose_size=args.pose_size, pose_sigma=args.pose_sigma, pose_combine=args.pose_combine,
                           seg_backend=args.seg_backend, seg_size=args.seg_size, seg_model=args.seg_model,

@@ -24,7 +24,7 @@ from .store.entries import flow_target_entry, video_attrs
 from .store.writer import ShardWriter
 from .views import ViewOptions, build_view, library_versions
 
-BATCH_FRAMES = 30
+BATCH_FRAMES = 30  # frames decoded before the views compute them; a torch flow takes --flow-batch at once
 
 
 @dataclass
@@ -60,6 +60,7 @@ def process_shard(task: ShardTask, on_video: Callable[[str | None], None] | None
     `on_video(id)` is called as each video starts and `on_video(None)` after the last, so that a supervisor
     knows which video, if any, a worker that died was making."""
     cv2.setNumThreads(task.cv_threads)
+    _set_torch_threads(task)
     result = ShardResult(task.shard)
     try:
         with ShardClaim(Path(task.root), task.shard):
@@ -112,6 +113,18 @@ def _make_shard(task: ShardTask, on_video: Callable[[str | None], None] | None, 
     return result
 
 
+def _set_torch_threads(task: ShardTask) -> None:
+    """A torch flow on the CPU runs as many threads as OpenCV does per worker (the workers fill the cores)."""
+    if task.options.flow_impl != "opencv":
+        import torch
+        torch.set_num_threads(task.cv_threads)
+
+
+def batch_frames(options: ViewOptions) -> int:
+    """Frames gathered before the views compute: a batched flow gets whole --flow-batch batches."""
+    return max(BATCH_FRAMES, options.flow_batch) if options.flow_impl != "opencv" else BATCH_FRAMES
+
+
 class StoreWriteError(RuntimeError):
     """Writing the store failed (disk full, permissions): fatal for the task, unlike a bad video."""
 
@@ -141,13 +154,14 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
         frames = decode_pairs(record.path, task.options.stride, task.options.size, with_next, meta,
                               threads=task.decode_threads, with_source=with_source, policy=task.options.frames)
         batch: list[FramePair] = []
+        batch_size = batch_frames(task.options)
         while True:
             t = time.perf_counter()
             pair = next(frames, None)
             decode_s += time.perf_counter() - t
             if pair is not None:
                 batch.append(pair)
-            if batch and (pair is None or len(batch) == BATCH_FRAMES):
+            if batch and (pair is None or len(batch) == batch_size):
                 indices.extend(p.index for p in batch)
                 times.extend(p.time for p in batch)
                 targets.extend(p.next_index for p in batch)

@@ -34,7 +34,7 @@ from .worker_pool import run_shards
 from .store.layout import VIEW_META, create_json_once, read_json, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
-from .views import ViewOptions, build_view, library_versions
+from .views import ViewOptions, build_view, library_versions, recorded_attrs
 
 EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_SHARDS_BUSY = 0, 3, 4
 
@@ -108,7 +108,7 @@ def ensure_view_meta(root: Path, computers: Iterable) -> None:
     for comp in computers:
         path = view_dir(root, comp.name) / VIEW_META
         have = create_json_once(path, {**comp.attrs, "versions": library_versions()})
-        have_attrs = with_legacy_frames({k: v for k, v in have.items() if k != "versions"})
+        have_attrs = with_legacy_frames(recorded_attrs({k: v for k, v in have.items() if k != "versions"}))
         diff = differences(have_attrs, _jsonable(comp.attrs))
         if diff:
             raise UserError(f"{path.parent} was made with other settings ({'; '.join(diff)}): "

@@ -17,12 +17,12 @@ from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_S
 
 from .decode import FramePair, target_size
 from .errors import UserError
-from .flow import make_flow
+from .flow import FlowSettings, check_bound, make_flow
 from .frame_policy import FramePolicy
 from .quantise import quantise_flow
 from .store.compression import compression_kwargs
 
-LIBRARIES = ("av", "opencv-contrib-python-headless", "h5py", "hdf5plugin", "numpy")
+LIBRARIES = ("av", "opencv-contrib-python-headless", "h5py", "hdf5plugin", "numpy", "torch")
 
 
 @dataclass
@@ -34,6 +34,9 @@ class ViewOptions:
     block_frames: int = DEFAULT_BLOCK_FRAMES
     flow_bound: float = DEFAULT_FLOW_BOUND
     flow_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    flow_impl: str = "opencv"        # implementation of TV-L1 flow (preprocess/flow): opencv | torch
+    flow_device: str = "auto"        # where a torch flow runs: auto | cpu | cuda | cuda:N
+    flow_batch: int = 32             # frame pairs a torch flow computes at once (bounds its memory)
     compression: dict[str, str] = field(default_factory=dict)
     pose_backend: str = "mediapipe"
     pose_size: int = 64
@@ -115,22 +118,42 @@ def build_view(name: str, options: ViewOptions) -> ViewComputer:
         attrs["params"] = {"interpolation": "area", "colour": "rgb24"}
         return ViewComputer(spec, attrs, False, lambda p: p.rgb)
     if spec.kind == "flow":
-        flow_fn, resolved = make_flow(spec.flow_backend, options.flow_params.get(spec.flow_backend))
-        bound = float(options.flow_bound)
-        if not bound > 0:
-            raise UserError(f"--flow-bound must be positive, got {bound}")
-        attrs["params"] = {"backend": spec.flow_backend, "algorithm": resolved, "bound": bound,
-                           "input": "grey frames at the stored size, source frame t -> t+1",
-                           "quantisation": "clip to [-bound, bound], round((f + bound) * 255 / (2 * bound))"}
-
-        def compute_one(pair: FramePair) -> np.ndarray:
-            prev, nxt = pair.grey()
-            return quantise_flow(flow_fn(prev, nxt), bound)
-
-        return ViewComputer(spec, attrs, True, compute_one)
+        return _flow_view(spec, attrs, options)
     if spec.kind in ("pose", "seg"):
         return _model_view(spec, attrs, options)
     raise UserError(f"view {name!r} has unknown kind {spec.kind!r}")
+
+
+def flow_implementation(family: str, options: ViewOptions) -> str:
+    """The implementation a flow family runs with: --flow-impl chooses TV-L1's; the others have one."""
+    return options.flow_impl if family == "tvl1" else "opencv"
+
+
+def _flow_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> ViewComputer:
+    """A flow view: grey pairs in batches through the chosen backend, then the uint8 quantiser."""
+    impl = flow_implementation(spec.flow_backend, options)
+    settings = FlowSettings(device=options.flow_device, batch_size=options.flow_batch)
+    backend = make_flow(spec.flow_backend, options.flow_params.get(spec.flow_backend), impl, settings)
+    bound = check_bound(float(options.flow_bound))
+    attrs["params"] = {"backend": spec.flow_backend, "implementation": impl, "algorithm": backend.resolved,
+                       "bound": bound, "input": "grey frames at the stored size, source frame t -> t+1",
+                       "quantisation": "clip to [-bound, bound], round((f + bound) * 255 / (2 * bound))"}
+
+    def compute_many(pairs: list[FramePair]) -> np.ndarray:
+        greys = [p.grey() for p in pairs]
+        flow = backend(np.stack([g[0] for g in greys]), np.stack([g[1] for g in greys]))
+        return quantise_flow(flow, bound)
+
+    return ViewComputer(spec, attrs, True, compute_many=compute_many)
+
+
+def recorded_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A view.json's attributes as this version writes them: a flow view made before implementations
+    were recorded was made by OpenCV (its bytes are OpenCV's), so it reads as implementation opencv."""
+    params = attrs.get("params")
+    if attrs.get("kind") == "flow" and isinstance(params, dict) and "implementation" not in params:
+        return {**attrs, "params": {**params, "implementation": "opencv"}}
+    return attrs
 
 
 def _model_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> ViewComputer:

@@ -1,0 +1,181 @@
+"""TV-L1 flow: our PyTorch implementation against OpenCV's, in speed and in agreement.
+
+Speed (default): pairs per second of OpenCV's TV-L1 on one core, ours on the CPU (1 and 2 threads) and,
+when CUDA is there, on the GPU at batch 1, 8, 32, 128, at 171x128 and 340x256, on grey frame pairs of the
+real clips (resized to exactly that size). Repeats interleave the configurations, so a shared machine's
+load hits them alike; the figure kept is the best repeat.
+
+Accuracy (--accuracy): on pairs of every real clip at the store's settings (short side 128, stride 3) the
+mean endpoint difference and identical uint8 bytes of ours vs OpenCV's; on the known-motion synthetic
+pairs (translation, rotation, zoom) both endpoint errors against the true flow.
+
+    python bench/bench_flow.py --accuracy --pairs-per-clip 4
+    python bench/bench_flow.py --cpu-pairs 4 --repeats 2
+    python bench/bench_flow.py --gpu-only --batches 1,8,32,128   # on a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cv2
+import numpy as np
+import torch
+
+from bench._common import DEFAULT_CLIPS, RESULTS_DIR, environment, fmt, list_clips, md_table, shown_command, write_json
+from preprocess.decode import VideoMeta, decode_pairs
+from preprocess.flow import FlowSettings, make_flow
+from preprocess.flow.compare import endpoint_error, flow_agreement
+from preprocess.synthetic import affine_step, moving_frames, textured_image, true_flow
+
+SIZES = {"171x128": (128, 171), "340x256": (256, 340)}
+
+
+def clip_pairs(clip: Path, size: int, stride: int, limit: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first `limit` (grey t, grey t+1) pairs the pipeline would make of a clip."""
+    out = []
+    for pair in decode_pairs(str(clip), stride, size, True, VideoMeta()):
+        out.append(pair.grey())
+        if len(out) == limit:
+            break
+    return out
+
+
+def sized_pairs(clips: list[Path], hw: tuple[int, int], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` pairs from the clips, area-resized to exactly (h, w), cycling the clips' pairs as needed."""
+    h, w = hw
+    pool = []
+    for clip in clips:
+        pool.extend(clip_pairs(clip, min(h, w), 3, 2))
+    prev = [cv2.resize(pool[i % len(pool)][0], (w, h), interpolation=cv2.INTER_AREA) for i in range(count)]
+    nxt = [cv2.resize(pool[i % len(pool)][1], (w, h), interpolation=cv2.INTER_AREA) for i in range(count)]
+    return np.stack(prev), np.stack(nxt)
+
+
+def _rate(fn, prev: np.ndarray, nxt: np.ndarray) -> float:
+    start = time.perf_counter()
+    fn(prev, nxt)
+    return len(prev) / (time.perf_counter() - start)
+
+
+def speed(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
+    """Pairs per second per configuration (best of the interleaved repeats)."""
+    cuda = torch.cuda.is_available()
+    rows: list[dict[str, Any]] = []
+    for size_name in args.sizes.split(","):
+        hw = SIZES[size_name]
+        configs: list[tuple[str, int, Any, int]] = []   # (name, threads, backend, pairs)
+        if not args.gpu_only:
+            configs.append(("opencv cpu", 1, make_flow("tvl1", {}, "opencv"), args.cpu_pairs))
+            for threads in (1, 2):
+                configs.append(("torch cpu", threads, make_flow("tvl1", {}, "torch", FlowSettings("cpu", args.cpu_pairs)),
+                                args.cpu_pairs))
+        if cuda:
+            for batch in (int(b) for b in args.batches.split(",")):
+                backend = make_flow("tvl1", {}, "torch", FlowSettings("cuda", batch))
+                configs.append((f"torch cuda batch {batch}", 0, backend, batch * args.gpu_batches))
+        most = max(n for *_, n in configs)
+        prev, nxt = sized_pairs(clips, hw, most)
+        best: dict[int, float] = {}
+        for name, threads, backend, n in configs:
+            if threads == 0:  # GPU: warm up (CUDA context, kernels) before timing
+                backend(prev[:1], nxt[:1])
+        for _ in range(args.repeats):
+            for i, (name, threads, backend, n) in enumerate(configs):
+                if threads:
+                    cv2.setNumThreads(threads)
+                    torch.set_num_threads(threads)
+                best[i] = max(best.get(i, 0.0), _rate(backend, prev[:n], nxt[:n]))
+        base = best[0] if not args.gpu_only else args.opencv_rate
+        for i, (name, threads, backend, n) in enumerate(configs):
+            rows.append({"size": size_name, "config": name, "threads": threads or None, "pairs": n,
+                         "pairs_per_s": best[i], "x_opencv_1_core": best[i] / base if base else None})
+    return rows
+
+
+def synthetic_pairs(h: int = 128, w: int = 171) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Known-motion pairs: (grey t, grey t+1, true flow) for a sub-pixel translation, a rotation, a zoom."""
+    motions = {"translation": affine_step(dx=1.37, dy=-0.62),
+               "rotation": affine_step(angle_deg=1.2, center=(w / 2, h / 2)),
+               "zoom": affine_step(scale=1.015, center=(w / 2, h / 2))}
+    out = {}
+    for k, (name, step) in enumerate(motions.items()):
+        frames = moving_frames(textured_image(2 * h, 2 * w, seed=3 + k, blur=1.5), (h, w), 2, step,
+                               offset=(h // 2, w // 2))
+        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        out[name] = (grey[0], grey[1], true_flow(step, (h, w)))
+    return out
+
+
+def accuracy(args: argparse.Namespace, clips: list[Path]) -> dict[str, Any]:
+    """Ours vs OpenCV's on the real clips, and both vs the truth on known motion."""
+    ocv = make_flow("tvl1", {}, "opencv")
+    ours = make_flow("tvl1", {}, "torch", FlowSettings(args.device, 32))
+    per_clip, flows_a, flows_b = [], [], []
+    for clip in clips:
+        pairs = clip_pairs(clip, 128, 3, args.pairs_per_clip)
+        prev, nxt = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+        a, b = ocv(prev, nxt), ours(prev, nxt)
+        flows_a.append(a.reshape(-1, 2))
+        flows_b.append(b.reshape(-1, 2))
+        per_clip.append({"clip": clip.name, "pairs": len(pairs), "size": list(prev.shape[1:]),
+                         **flow_agreement(a, b)})
+        print(f"  {clip.name}: {per_clip[-1]}", file=sys.stderr)
+    overall = flow_agreement(np.concatenate(flows_a), np.concatenate(flows_b))
+    known = {}
+    for name, (p, n, truth) in synthetic_pairs().items():
+        a, b = ocv(p[None], n[None])[0], ours(p[None], n[None])[0]
+        known[name] = {"epe_opencv": endpoint_error(a, truth, 16), "epe_torch": endpoint_error(b, truth, 16),
+                       **flow_agreement(a, b)}
+    return {"clips": per_clip, "overall": overall, "known_motion": known}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clips", default=str(DEFAULT_CLIPS))
+    ap.add_argument("--accuracy", action="store_true", help="measure agreement instead of speed")
+    ap.add_argument("--pairs-per-clip", type=int, default=4)
+    ap.add_argument("--device", default="cpu", help="device of ours in --accuracy")
+    ap.add_argument("--sizes", default="171x128,340x256")
+    ap.add_argument("--cpu-pairs", type=int, default=4, help="pairs per CPU measurement")
+    ap.add_argument("--batches", default="1,8,32,128", help="GPU batch sizes")
+    ap.add_argument("--gpu-batches", type=int, default=2, help="batches per GPU measurement")
+    ap.add_argument("--gpu-only", action="store_true", help="skip the CPU rows (a GPU check with little time)")
+    ap.add_argument("--opencv-rate", type=float, default=None,
+                    help="with --gpu-only: OpenCV pairs/s on one core to compare with (from a CPU run)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--out", default=None, help="result JSON (default bench/results/bench_flow[_accuracy].json)")
+    args = ap.parse_args(argv)
+    clips = list_clips(args.clips)
+    env = {**environment(), "torch": torch.__version__,
+           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    result: dict[str, Any] = {"command": shown_command(), "environment": env}
+    if args.accuracy:
+        result["accuracy"] = acc = accuracy(args, clips)
+        o = acc["overall"]
+        print(f"real clips ({len(clips)}, {args.pairs_per_clip} pairs each, torch on {args.device}): mean endpoint "
+              f"difference {o['mean_epd']:.4f} px, max {o['max_epd']:.3f} px, identical uint8 bytes "
+              f"{100 * o['identical_bytes']:.2f}%, pixels differing > 1 px {100 * o['share_epd_over_1px']:.3f}%")
+        print(md_table(["motion", "EPE OpenCV (px)", "EPE torch (px)", "mean difference (px)"],
+                       [[k, fmt(v["epe_opencv"], 4), fmt(v["epe_torch"], 4), fmt(v["mean_epd"], 4)]
+                        for k, v in acc["known_motion"].items()]))
+    else:
+        result["speed"] = rows = speed(args, clips)
+        print(md_table(["size", "configuration", "threads", "pairs", "pairs/s", "x OpenCV 1 core"],
+                       [[r["size"], r["config"], r["threads"], r["pairs"], fmt(r["pairs_per_s"], 2),
+                         fmt(r["x_opencv_1_core"], 2)] for r in rows]))
+    name = "bench_flow_accuracy.json" if args.accuracy else "bench_flow.json"
+    path = write_json(Path(args.out) if args.out else RESULTS_DIR / name, result)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
