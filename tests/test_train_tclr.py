@@ -195,3 +195,30 @@ def test_finetune_and_evaluate_take_a_tclr_checkpoint(store, tmp_path):
     assert rc == 0
     report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert "rgb" in json.dumps(report)
+
+
+def test_warm_up_multipliers_then_a_tenfold_cut_after_patience_epochs_without_a_new_best():
+    from train.methods.tclr.schedule import WarmupThenPlateau
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = WarmupThenPlateau(opt, 1e-3, [0.01, 0.5], patience=2)
+    lrs = [opt.param_groups[0]["lr"]]
+    for loss in (5.0, 4.0, 4.5, 4.6, 3.0, 3.5, 3.4):
+        sched.epoch_end(None, {"total": loss})
+        lrs.append(opt.param_groups[0]["lr"])
+    # warm-up 1e-5, 5e-4; then 1e-3; two epochs above the best 4.0 -> 1e-4; new best 3.0; two above -> 1e-5
+    assert lrs == pytest.approx([1e-5, 5e-4, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-5])
+    again = WarmupThenPlateau(torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 1e-3, [0.01, 0.5], 2)
+    again.load_state_dict(sched.state_dict())
+    assert again.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5) and again.state_dict() == sched.state_dict()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["data.local_clips=4"], "data.local_clips (4) must equal the time cells of a 8-frame clip's map (2)"),
+    (["data.views=[rgb, flow_dis]"], "several data.views need loss.cooperative=true"),
+    (["loss.ll_reduction=max"], "config key loss.ll_reduction must be one of sum, mean"),
+    (["model.depth=34"], "config key model.depth must be one of 18"),
+])
+def test_user_errors_are_one_line(tmp_path, capsys, extra, message):
+    assert tclr_main(["--config", str(CONFIG), f"out={tmp_path}", *TINY, *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
