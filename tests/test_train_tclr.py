@@ -76,27 +76,27 @@ def test_two_augmentations_differ_and_the_frames_of_a_clip_share_one_draw():
         assert not torch.allclose(out[2 * v], out[2 * v + 1])
 
 
-def _random_inputs(views: dict[str, int], videos: int, seed: int) -> dict[str, TCLRInputs]:
+def _random_inputs(views: dict[str, int], videos: int, seed: int, size: int = 32) -> dict[str, TCLRInputs]:
     g = torch.Generator().manual_seed(seed)
-    return {v: TCLRInputs(torch.randn(videos * 2, c, 8, 32, 32, generator=g),
-                          torch.randn(videos * 4, c, 8, 32, 32, generator=g)) for v, c in views.items()}
+    return {v: TCLRInputs(torch.randn(videos * 2, c, 8, size, size, generator=g),
+                          torch.randn(videos * 4, c, 8, size, size, generator=g)) for v, c in views.items()}
 
 
 def test_a_tiny_tclr_model_overfits_a_handful_of_clips():
     torch.manual_seed(0)
     model = TCLRViews({"rgb": TCLRModel(3, width=0.125)})
-    inputs = _random_inputs({"rgb": 3}, videos=4, seed=2)
+    inputs = _random_inputs({"rgb": 3}, videos=4, seed=2, size=16)
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
     cfg = LossConfig(ll_reduction="mean")
     first = last = None
-    for _ in range(25):
+    for _ in range(15):
         out = tclr_losses(cfg, model(inputs), offset=0)
         optim.zero_grad()
         out.total.backward()
         optim.step()
         first = first if first is not None else float(out.total.detach())
         last = float(out.total.detach())
-    # measured: 34.8 -> 0.076 (a factor ~460) in 25 steps; asked: at least a factor 10
+    # measured: 32.6 -> 0.15 (a factor ~210) in 15 steps; asked: at least a factor 10
     assert last < first / 10, (first, last)
 
 
