@@ -106,7 +106,7 @@ def test_cooperative_tclr_gradients_reach_every_views_encoder():
     out = tclr_losses(LossConfig(cooperative=True), model(_random_inputs({"rgb": 3, "flow": 2}, 3, seed=3)), 0)
     assert {"sim/flow-rgb", "sync/flow-rgb", "ic_global/rgb", "gl/flow", "ll/rgb", "ic_local/flow"} <= set(out.terms)
     expected = sum(out.terms[f"tclr/{v}"] for v in ("rgb", "flow")) + out.terms["sim/flow-rgb"] + out.terms["sync/flow-rgb"]
-    assert float(out.total) == pytest.approx(expected, rel=1e-5)
+    assert float(out.total.detach()) == pytest.approx(expected, rel=1e-5)
     out.total.backward()
     for view in ("rgb", "flow"):
         grads = [p.grad for p in model.views[view].backbone.parameters()]
