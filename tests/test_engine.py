@@ -180,4 +180,4 @@ def test_an_unknown_method_in_a_checkpoint_is_one_line(motion_store, tmp_path, c
     rc = finetune_main(["--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
                         f"data.root={motion_store}", f"out={tmp_path}", f"model.init={path}", "data.views=[rgb]"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and err == ["error: unknown method 'nosuch'; known: cocon"]
+    assert rc == 2 and err == ["error: unknown method 'nosuch'; known: cocon, tclr"]

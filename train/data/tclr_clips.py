@@ -12,9 +12,13 @@ the window over the whole video (some frames repeat), "skip" drops it; no video 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
+from .dataset import MultiViewClips
 from .sampling import window_indices
 
 
@@ -65,3 +69,48 @@ def tclr_clip_indices(num_frames: int, spec: TCLRClipSpec, rng: np.random.Genera
     sparse = window[::spec.sparse_step]
     dense = window.reshape(spec.local_clips, -1)[:, ::spec.dense_step]
     return TCLRClipIndices(window, sparse, dense)
+
+
+class TCLRClips(MultiViewClips):
+    """TCLR's samples from a store: item i is {"index", "label", <view>: uint8 (clip_frames·(1 + local_clips),
+    c, c, C)}, the sparse clip's frames first, then the dense clips' one after another (`split_sparse_dense`
+    cuts them apart). Every view holds the same stored frames and one worker crop/flip per view (crop_fraction
+    1: the whole short side); each clip's own crop, flip and colour are drawn later, on the device."""
+
+    def __init__(self, root: str | Path, views: list[str], spec: TCLRClipSpec, split: str | None = None,
+                 subset: str | None = None, short: str = "spread", train: bool = True, crop_fraction: float = 1.0,
+                 seed: int = 0) -> None:
+        super().__init__(root, views, split, subset, num_blocks=spec.local_clips,
+                         block_frames=spec.span // spec.local_clips, short=short, train=train,
+                         crop_fraction=crop_fraction, seed=seed)
+        self.spec = spec
+
+    @property
+    def frames_per_item(self) -> int:
+        return self.spec.clip_frames * (1 + self.spec.local_clips)
+
+    def item_spec(self) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        spec = super().item_spec()
+        return {k: ((self.frames_per_item, *shape[1:]), dtype) if k in self.views else (shape, dtype)
+                for k, (shape, dtype) in spec.items()}
+
+    def indices(self, index: int, rng: np.random.Generator | None) -> TCLRClipIndices:
+        """The stored-frame indices of sample `index` (the same for every view)."""
+        idx = tclr_clip_indices(self.num_frames[index], self.spec, rng, self.short)
+        assert idx is not None  # videos without a window were dropped at build time
+        return idx
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} videos")
+        index %= len(self)
+        rng = np.random.default_rng([self.seed, self.epoch, index]) if self.train else None
+        idx = self.indices(index, rng)
+        return {"index": index, **self.clip(index, np.concatenate([idx.sparse, idx.dense.ravel()]), rng)}
+
+
+def split_sparse_dense(frames: torch.Tensor, spec: TCLRClipSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of TCLRClips items (B, F·(1 + L), ...) -> the sparse clips (B, F, ...) and the dense clips
+    (B·L, F, ...), video-major."""
+    f = spec.clip_frames
+    return frames[:, :f], frames[:, f:].reshape(frames.shape[0] * spec.local_clips, f, *frames.shape[2:])

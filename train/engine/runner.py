@@ -179,7 +179,7 @@ class Runner:
 
     def _end_epoch(self, train: dict[str, float], val: dict[str, float] | None) -> None:
         """Schedule, checkpoint and report the epoch that just ended."""
-        self.scheduler.epoch_end(val)
+        self.scheduler.epoch_end(val, train)
         self.epoch += 1
         if val is not None:
             self.best_val = min(self.best_val, val["total"])

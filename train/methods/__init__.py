@@ -25,7 +25,7 @@ from ..engine.errors import CheckpointMismatch
 from .protocol import Encoder, EncoderRequest, Method, Stage
 
 # method name -> the module whose METHOD implements it
-METHODS: dict[str, str] = {"cocon": "train.methods.cocon"}
+METHODS: dict[str, str] = {"cocon": "train.methods.cocon", "tclr": "train.methods.tclr"}
 DEFAULT_METHOD = "cocon"   # what a checkpoint without a `method` key, or a random initialisation, uses
 
 

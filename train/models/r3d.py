@@ -90,6 +90,14 @@ class R3D(nn.Module):
         return self.feature_map(x).mean(dim=(-2, -1))
 
 
+def time_cells(frames: int) -> int:
+    """Time steps of the map R3D-18 gives for a clip of `frames` frames: layer2 and layer3 halve time
+    (kernel 3, padding 1, stride 2: ceil(T / 2) each), layer4 keeps it; 16 frames -> 4."""
+    for _ in range(2):
+        frames = (frames + 1) // 2
+    return frames
+
+
 def r3d18(in_channels: int = 3, width: float = 1.0) -> R3D:
     """TCLR's R3D-18 (layer4 keeps time); `width` scales every stage (1.0: 64/128/256/512, 512-d output)."""
     if in_channels < 1:
@@ -161,4 +169,4 @@ class TCLRModel(nn.Module):
 
 
 __all__ = ["BasicBlock", "ProjectionHead", "R3D", "TCLREmbedding", "TCLRModel", "create_res_stage",
-           "create_stem", "r3d18"]
+           "create_stem", "r3d18", "time_cells"]
