@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from ...config import SHARED_CHOICES, ClipData, RunSchema
 from ...engine.errors import ConfigError
-from ...losses.cooperative import GRANULARITIES, PENALTIES
+from ...losses.cooperative import GRANULARITIES, PENALTIES, SIM_SCALES
+from ...models.cpc import CONTEXT_NORMS, PREDICTOR_INITS
+from .presets import PRESETS, apply_preset
 
 SCHEDULE_STAGES = ("cpc", "cocon", "both")   # each view alone; all views together; cpc then cocon
 
@@ -30,16 +32,22 @@ class ModelConfig:
     pred_steps: int = 3                  # predict the last P blocks from the first N-P
     dropout: float = 0.1                 # ConvGRU hidden-state dropout
     sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default: its stored short side
+    context_norm: str = "every_step"     # L2 of the ConvGRU state after every context step; "once": after the last
+    predictor_init: str = "default"      # PyTorch's; "orthogonal" (CoCon), "orthogonal_zero_bias" (DPC)
+    bn_running_stats: bool = True        # false: BatchNorm uses batch statistics also in eval mode (DPC)
 
 
 @dataclass
 class LossConfig:
     temperature: float = 0.07
+    temperature_twice: bool = False      # true: logits cos/tau^2, as CoCon's code divides both sides by tau
     lambda_sim: float = 1.0
     lambda_sync: float = 1.0
     mu: float = 1.0                      # weight of L_sim's cross-instance hinge
     sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
     granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block) or "clip"
+    sim_scale: str = "paper"             # "authors": L_sim halved, as CoCon's weighted hinge (their 10 = our 5)
+    pool_pad_odd: bool = False           # pooling for L_sim/L_sync pads an odd cell map (CoCon at 224 px)
 
 
 @dataclass
@@ -71,6 +79,7 @@ class CoconConfig(RunSchema):
     """The config of `python -m train.cocon` (configs/cocon_*.yaml)."""
 
     name: str = "run"
+    preset: str = ""                     # "authors-code": every setting of the authors' code (presets.py)
     log_every: int = 10                  # TensorBoard scalars every N steps
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -83,6 +92,10 @@ class CoconConfig(RunSchema):
         **SHARED_CHOICES,
         "loss.sync_penalty": PENALTIES,
         "loss.granularity": GRANULARITIES,
+        "loss.sim_scale": tuple(SIM_SCALES),
+        "model.context_norm": CONTEXT_NORMS,
+        "model.predictor_init": PREDICTOR_INITS,
+        "preset": ("", *PRESETS),
         "schedule.stage": SCHEDULE_STAGES,
     }
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
@@ -90,7 +103,8 @@ class CoconConfig(RunSchema):
         "loss.temperature", "optim.lr", "log_every"})
 
     def check(self) -> None:
-        """Rules that tie several keys together (one-line ConfigError)."""
+        """Rules that tie several keys together (one-line ConfigError), after the preset has set its keys."""
+        apply_preset(self)
         if self.model.pred_steps >= self.data.num_blocks:
             raise ConfigError(f"model.pred_steps ({self.model.pred_steps}) must be smaller than data.num_blocks "
                               f"({self.data.num_blocks}): some blocks must be context")
