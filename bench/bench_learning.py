@@ -63,6 +63,7 @@ class Setting:
     probe_epochs: int = 10
     holdout: float = 0.5
     clips_per_video: int = 4
+    threads: int = 0                 # OMP_NUM_THREADS of every command (0: the environment's)
     extra: list[str] = field(default_factory=list)   # overrides added to every pre-training run
 
     def clip_keys(self) -> list[str]:
@@ -73,13 +74,16 @@ class Setting:
 
 FULL = Setting(seeds=[0, 1, 2])
 QUICK = Setting(seeds=[0], per_class=3, frames=40, size=32, num_blocks=4, block_frames=3, pred_steps=2,
-                batch_size=3, repeats=1, cpc_epochs=1, cocon_epochs=1, probe_epochs=1, clips_per_video=2)
+                batch_size=3, repeats=1, cpc_epochs=1, cocon_epochs=1, probe_epochs=1, clips_per_video=1,
+                threads=1)
 
 
-def run(cmd: list[str], log: Path) -> None:
+def run(cmd: list[str], log: Path, threads: int = 0) -> None:
     """Run one public command; its output goes to `log`; a failure stops the benchmark with the log's tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if threads:   # tiny models on a shared machine: more threads only contend
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log, "w") as fh:
         fh.write(" ".join(cmd) + "\n")
         fh.flush()
@@ -96,9 +100,10 @@ def make_store(s: Setting, work: Path) -> Path:
         return store
     py = sys.executable
     run([py, "-m", "preprocess", "sample", str(work / "videos"), "--variant", "learning", "--per-class",
-         str(s.per_class), "--frames", str(s.frames), "--seed", "0"], work / "logs" / "sample.log")
+         str(s.per_class), "--frames", str(s.frames), "--seed", "0"], work / "logs" / "sample.log", s.threads)
     run([py, "-m", "preprocess", "run", "--videos", str(work / "videos"), "--out", str(store), "--views",
-         ",".join(VIEWS), "--size", str(s.size), "--jobs", "2", "--no-progress"], work / "logs" / "store.log")
+         ",".join(VIEWS), "--size", str(s.size), "--jobs", "2", "--no-progress"], work / "logs" / "store.log",
+        s.threads)
     (work / "store.done").write_text("")
     return store
 
@@ -119,8 +124,8 @@ def random_checkpoint(s: Setting, store: Path, path: Path, seed: int) -> None:
     from train.engine.distributed import DistInfo
     from train.methods.cocon import CoconConfig, CoconStage, CoconStageJob
 
-    cfg = load_config(PRETRAIN_CONFIG, [*pretrain_keys(s, store, path.parent, seed), f"data.views=[{', '.join(VIEWS)}]"],
-                      CoconConfig)
+    views = f"data.views=[{', '.join(VIEWS)}]"
+    cfg = load_config(PRETRAIN_CONFIG, [*pretrain_keys(s, store, path.parent, seed), views], CoconConfig)
     job = CoconStageJob(cfg, CoconStage("random", 0, list(VIEWS)), DistInfo(device=torch.device("cpu")))
     torch.manual_seed(seed)
     model = job.build_model()
@@ -142,14 +147,14 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
         if not (runs / "cpc" / f"cpc-{VIEWS[-1]}" / "checkpoint.pth").is_file():
             run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, "name=cpc",
                  "schedule.stage=cpc", f"schedule.cpc_epochs={s.cpc_epochs + s.cocon_epochs}"],
-                arm_dir / "pretrain.log")
+                arm_dir / "pretrain.log", s.threads)
         return {v: runs / "cpc" / f"cpc-{v}" / "checkpoint.pth" for v in VIEWS}
     if arm in ("cocon", "authors"):
         preset = ["preset=authors-code"] if arm == "authors" else []
         if not (runs / arm / "cocon" / "checkpoint.pth").is_file():
             run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, f"name={arm}",
                  "schedule.stage=both", f"schedule.cpc_epochs={s.cpc_epochs}",
-                 f"schedule.cocon_epochs={s.cocon_epochs}", *preset], arm_dir / "pretrain.log")
+                 f"schedule.cocon_epochs={s.cocon_epochs}", *preset], arm_dir / "pretrain.log", s.threads)
         return {v: runs / arm / "cocon" / "checkpoint.pth" for v in VIEWS}
     if arm == "tclr":
         if importlib.util.find_spec("train.tclr") is None:
@@ -168,12 +173,13 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
     run([py, "-m", "train.evaluate", "--config", str(EVALUATE_CONFIG), *common, "name=evaluate", "checkpoint=",
          f"checkpoints={{{inits}}}", f"data.views=[{', '.join(VIEWS)}]", "data.split=null",
          f"data.holdout={s.holdout}", f"data.clips_per_video={s.clips_per_video}", "analysis.alignment_pairs=0",
-         "analysis.strip_queries=0", f"data.batch_size={s.batch_size}"], arm_dir / "evaluate.log")
+         "analysis.strip_queries=0", f"data.batch_size={s.batch_size}"], arm_dir / "evaluate.log", s.threads)
     run([py, "-m", "train.finetune", "--config", str(FINETUNE_CONFIG), *common, "name=probe", "model.init=",
          f"model.init_views={{{inits}}}", "model.linear_probe=true", f"data.views=[{', '.join(VIEWS)}]",
          "data.splits=[]", f"data.holdout={s.holdout}", f"epochs={s.probe_epochs}",
          f"optim.milestones=[{s.probe_epochs + 1}]", f"data.batch_size={s.batch_size}",
-         f"data.repeats={s.repeats}", f"model.precise_bn_batches={max(2, s.repeats * 4)}"], arm_dir / "probe.log")
+         f"data.repeats={s.repeats}", f"model.precise_bn_batches={max(2, s.repeats * 4)}"], arm_dir / "probe.log",
+        s.threads)
     ev = json.loads((arm_dir / "evaluate" / "metrics.json").read_text())
     probe = json.loads((arm_dir / "probe" / "metrics.json").read_text())["results"]["labels100"]
     out: dict[str, Any] = {"queries": ev["queries"], "gallery": ev["gallery"],
@@ -201,7 +207,8 @@ def _mean_sd_raw(values: list[float]) -> str:
 def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipped: list[str], path: Path,
                 command: str, seconds: float) -> None:
     """A markdown table: per arm and view, R@1, R@5, same/other-class cosine and probe top-1, mean ± sd."""
-    lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
+    when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {when}; "
              f"{seconds / 60:.1f} min wall on {os.cpu_count()} CPUs (shared machine: timing is not a measurement).", ""]
     any_arm = next(iter(next(iter(results.values())).values()), None) if results else None
     if any_arm:
@@ -213,7 +220,8 @@ def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipp
     for arm, per_seed in results.items():
         runs = [per_seed[seed] for seed in s.seeds if seed in per_seed]
         for v in VIEWS:
-            lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | {_mean_sd([r[v]['r5'] for r in runs])} "
+            lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | "
+                         f"{_mean_sd([r[v]['r5'] for r in runs])} "
                          f"| {_mean_sd_raw([r[v]['cos_same'] for r in runs])} | "
                          f"{_mean_sd_raw([r[v]['cos_other'] for r in runs])} | "
                          f"{_mean_sd([r[v]['probe_top1'] for r in runs])} |")

@@ -51,7 +51,8 @@ def test_the_preset_sets_every_authors_code_setting_and_nothing_else() -> None:
                                                                                              True)
     cfg.preset, default.preset = "", ""
     changed = {f"{section}.{key}" for section in ("data", "model", "loss", "optim", "augment", "schedule")
-               for key, value in vars(getattr(cfg, section)).items() if value != getattr(getattr(default, section), key)}
+               for key, value in vars(getattr(cfg, section)).items()
+               if value != getattr(getattr(default, section), key)}
     # The preset's other keys (temperature 0.07, mu 1, block granularity, tracked BatchNorm) are already ours.
     assert changed == {"loss.temperature_twice", "loss.lambda_sim", "loss.sim_scale", "loss.lambda_sync",
                        "loss.sync_penalty", "loss.pool_pad_odd", "model.context_norm", "model.predictor_init"}
