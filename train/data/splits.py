@@ -10,7 +10,7 @@ import numpy as np
 from data_specs import VideoRecord
 from preprocess.store import Store
 
-from .dataset import DataError
+from .dataset import DataError, _open_store
 
 
 def _by_class(records: list[VideoRecord]) -> dict[int, list[VideoRecord]]:
@@ -74,6 +74,25 @@ def split_ids(records: list[VideoRecord], split: str | None, train_subset: str =
             raise DataError(f"split {split} has no {subset!r} videos")
     _by_class([r for r in records if r.id in set(ids[train_subset]) | set(ids[test_subset])])
     return ids[train_subset], ids[test_subset]
+
+
+def store_records(root: str) -> list[VideoRecord]:
+    """The videos the store at `root` lists (a DataError when it is not a store); no file stays open."""
+    store = _open_store(root)
+    try:
+        return list(store.manifest.records)
+    finally:
+        store.close()
+
+
+def pretraining_ids(records: list[VideoRecord], holdout: float, seed: int) -> list[str]:
+    """Ids of every video (in manifest order) except the test videos that `split_ids(labelled, None, holdout=holdout,
+    seed=seed)` holds out: what `train.cocon data.holdout=h` pre-trains on, so that `train.finetune
+    data.splits=[]` and `train.evaluate data.split=null` with the same holdout and seed test on videos it never saw.
+    Unlabelled videos are never test videos, so they always pre-train."""
+    _, test = split_ids([r for r in records if r.label >= 0], None, holdout=holdout, seed=seed)
+    held = set(test)
+    return [r.id for r in records if r.id not in held]
 
 
 def class_names(store: Store) -> list[str]:

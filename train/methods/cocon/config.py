@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 
 from ...config import SHARED_CHOICES, ClipData, RunSchema
 from ...engine.errors import ConfigError
-from ...losses.cooperative import GRANULARITIES, PENALTIES
+from ...losses.cooperative import GRANULARITIES, PENALTIES, SIM_SCALES
+from ...models.cpc import CONTEXT_NORMS, PREDICTOR_INITS
+from .presets import PRESETS, apply_preset
 
 SCHEDULE_STAGES = ("cpc", "cocon", "both")   # each view alone; all views together; cpc then cocon
 
@@ -21,6 +23,8 @@ class DataConfig(ClipData):
     val_subset: str = "test"
     val_fraction: float = 1.0            # DPC/CoCon validate on 30% of the test split: 0.3
     repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
+    holdout: float = 0.0                 # > 0, no split: leave out the test videos of train.finetune/evaluate's
+                                         # stratified hold-out of this fraction (same seed); 0: every video trains
 
 
 @dataclass
@@ -30,16 +34,22 @@ class ModelConfig:
     pred_steps: int = 3                  # predict the last P blocks from the first N-P
     dropout: float = 0.1                 # ConvGRU hidden-state dropout
     sizes: dict[str, int] = field(default_factory=dict)   # input size per view; default: its stored short side
+    context_norm: str = "every_step"     # L2 of the ConvGRU state after every context step; "once": after the last
+    predictor_init: str = "default"      # PyTorch's; "orthogonal" (CoCon), "orthogonal_zero_bias" (DPC)
+    bn_running_stats: bool = True        # false: BatchNorm uses batch statistics also in eval mode (DPC)
 
 
 @dataclass
 class LossConfig:
     temperature: float = 0.07
+    temperature_twice: bool = False      # true: logits cos/tau^2, as CoCon's code divides both sides by tau
     lambda_sim: float = 1.0
     lambda_sync: float = 1.0
     mu: float = 1.0                      # weight of L_sim's cross-instance hinge
     sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
     granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block) or "clip"
+    sim_scale: str = "paper"             # "authors": L_sim halved, as CoCon's weighted hinge (their 10 = our 5)
+    pool_pad_odd: bool = False           # pooling for L_sim/L_sync pads an odd cell map (CoCon at 224 px)
 
 
 @dataclass
@@ -71,6 +81,7 @@ class CoconConfig(RunSchema):
     """The config of `python -m train.cocon` (configs/cocon_*.yaml)."""
 
     name: str = "run"
+    preset: str = ""                     # "authors-code": every setting of the authors' code (presets.py)
     log_every: int = 10                  # TensorBoard scalars every N steps
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -83,6 +94,10 @@ class CoconConfig(RunSchema):
         **SHARED_CHOICES,
         "loss.sync_penalty": PENALTIES,
         "loss.granularity": GRANULARITIES,
+        "loss.sim_scale": tuple(SIM_SCALES),
+        "model.context_norm": CONTEXT_NORMS,
+        "model.predictor_init": PREDICTOR_INITS,
+        "preset": ("", *PRESETS),
         "schedule.stage": SCHEDULE_STAGES,
     }
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
@@ -90,12 +105,18 @@ class CoconConfig(RunSchema):
         "loss.temperature", "optim.lr", "log_every"})
 
     def check(self) -> None:
-        """Rules that tie several keys together (one-line ConfigError)."""
+        """Rules that tie several keys together (one-line ConfigError), after the preset has set its keys."""
+        apply_preset(self)
         if self.model.pred_steps >= self.data.num_blocks:
             raise ConfigError(f"model.pred_steps ({self.model.pred_steps}) must be smaller than data.num_blocks "
                               f"({self.data.num_blocks}): some blocks must be context")
         if not 0 < self.data.val_fraction <= 1 or not 0 < self.data.crop_fraction <= 1:
             raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
+        if not 0 <= self.data.holdout < 1:
+            raise ConfigError(f"config key data.holdout must be in [0, 1); got {self.data.holdout}")
+        if self.data.holdout > 0 and (self.data.train_split is not None or self.data.val_split is not None):
+            raise ConfigError("config key data.holdout holds out test videos of a store without splits; with "
+                              "data.train_split or data.val_split set, the split decides: set data.holdout=0")
         if not self.data.views:
             raise ConfigError("config key data.views must name at least one view")
         if len(self.augment.jitter) != 4:

@@ -45,10 +45,12 @@ def load_view_weights(model: CPCModel, state: dict[str, Any], path: str | Path, 
 def downstream_encoder(request: EncoderRequest, checkpoint: dict[str, Any] | None, path: str | Path | None
                        ) -> CPCModel:
     """The CPC model of one view for fine-tuning or evaluation (one prediction step; only f and g are used),
-    loaded from `checkpoint` when given."""
+    loaded from `checkpoint` when given, with the context normalisation and BatchNorm kind it was trained with."""
     r = request
+    trained = ((checkpoint or {}).get("config") or {}).get("model", {})
     model = CPCModel(r.channels, depth=r.depth, width=r.width, num_blocks=max(r.num_blocks, 2), pred_steps=1,
-                     dropout=r.dropout)
+                     dropout=r.dropout, context_norm=trained.get("context_norm", "every_step"),
+                     track_running_stats=trained.get("bn_running_stats", True))
     if checkpoint is not None:
         load_view_weights(model, checkpoint, path or "", r.view, r.depth, r.width)
     return model

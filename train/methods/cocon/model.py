@@ -25,4 +25,5 @@ def build_view_model(model_cfg: Any, num_blocks: int, channels: int) -> CPCModel
     """The CPC model of one view, as the config's `model` section says."""
     m = model_cfg
     return CPCModel(in_channels=channels, depth=m.depth, width=m.width, num_blocks=num_blocks,
-                    pred_steps=m.pred_steps, dropout=m.dropout)
+                    pred_steps=m.pred_steps, dropout=m.dropout, context_norm=m.context_norm,
+                    predictor_init=m.predictor_init, track_running_stats=m.bn_running_stats)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ...data import MultiViewClips, ViewAugment, as_blocks, view_kind
+from ...data.splits import pretraining_ids, store_records
 from ...engine.checkpoint import CHECKPOINT, read_checkpoint
 from ...engine.distributed import DistInfo
 from ...engine.errors import TrainingError
@@ -50,6 +51,10 @@ def build_datasets(cfg: CoconConfig, views: list[str]) -> tuple[MultiViewClips, 
     d = cfg.data
     common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
                   crop_fraction=d.crop_fraction, seed=cfg.seed)
+    if d.holdout > 0:   # the training videos, also validated on: the test videos stay unseen
+        ids = pretraining_ids(store_records(d.root), d.holdout, cfg.seed)
+        return (MultiViewClips(d.root, views, train=True, video_ids=ids, **common),
+                MultiViewClips(d.root, views, train=False, fraction=d.val_fraction, video_ids=ids, **common))
     train = MultiViewClips(d.root, views, d.train_split, d.train_subset if d.train_split is not None else None,
                            train=True, **common)
     val = MultiViewClips(d.root, views, d.val_split, d.val_subset if d.val_split is not None else None,

@@ -20,14 +20,15 @@ def cocon_losses(loss: LossConfig, outs: dict[str, Any], cooperative: bool, offs
     stats: dict[str, float] = {}
     for view, out in outs.items():
         value, s = cpc_loss(out.pred.float(), out.target.float(), temperature=loss.temperature,
-                            gather=gather_with_grad, offset=offset)
+                            temperature_twice=loss.temperature_twice, gather=gather_with_grad, offset=offset)
         cpc_terms[view] = value
         stats[f"top1/{view}"] = float(s["top1"])
     if cooperative and len(outs) > 1:
-        pooled = {v: pool_blocks(out.features.float()) for v, out in outs.items()}
+        pooled = {v: pool_blocks(out.features.float(), pad_odd=loss.pool_pad_odd) for v, out in outs.items()}
         total, terms, pair_stats = cocon_loss(
             cpc_terms, pooled, lambda_sim=loss.lambda_sim, lambda_sync=loss.lambda_sync, mu=loss.mu,
-            penalty=loss.sync_penalty, granularity=loss.granularity, gather=gather_with_grad, offset=offset)
+            penalty=loss.sync_penalty, granularity=loss.granularity, gather=gather_with_grad, offset=offset,
+            sim_scale=loss.sim_scale)
         stats.update({k: float(v) for k, v in pair_stats.items()})
         values = {k: float(v) for k, v in terms.items()}
     else:

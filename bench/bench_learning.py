@@ -1,0 +1,323 @@
+"""The learning benchmark: does pre-training give better RGB features than none, and CoCon better than CPC?
+
+On the learning set (`python -m preprocess sample --variant learning`: classes defined by motion only; see
+docs/learning_benchmark.md) it pre-trains, for every seed, the arms
+
+  random      no pre-training (a checkpoint of the randomly initialised encoders, so that it can be probed)
+  cpc         CPC on each view alone (`schedule.stage=cpc`) for cpc + cocon epochs
+  cocon       CoCon: CPC for cpc epochs, then rgb + flow together for cocon epochs
+  authors     CoCon with `preset=authors-code` (the authors' code's objective)
+  tclr        TCLR on RGB (skipped with a message while `train.tclr` does not exist)
+
+with the same number of RGB-encoder steps in every pre-trained arm, each holding out the same test videos
+(`data.holdout`, seeded by the seed) that evaluation and probing test on. Each arm is then measured with
+`python -m train.evaluate` (R@1, R@5, mean cosine of same-class and other-class test pairs, per view) and a linear
+probe (`python -m train.finetune model.linear_probe=true`). A table (mean ± sd over seeds) and a plot are written.
+Every step is a public command run as a subprocess; its store, runs and logs live under --work, and finished
+arms are not run again (delete <work>/results to redo them).
+
+  python bench/bench_learning.py                 # the full form (docs/learning_benchmark.md)
+  python bench/bench_learning.py --quick         # a smoke check: 1 seed, 18 tiny videos, 1 + 1 epochs
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+CONFIGS = REPO_ROOT / "configs"
+PRETRAIN_CONFIG = CONFIGS / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"
+FINETUNE_CONFIG = CONFIGS / "finetune_r18w0.125-64_sample-rgb-flow.yaml"
+EVALUATE_CONFIG = CONFIGS / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
+VIEWS = ("rgb", "flow_dis")
+ARMS = ("random", "cpc", "cocon", "authors", "tclr")
+
+
+@dataclass
+class Setting:
+    """One form of the benchmark: the data set, the clip and model size, and the schedule of every arm."""
+
+    seeds: list[int]
+    per_class: int = 16
+    frames: int = 128
+    size: int = 64
+    num_blocks: int = 8
+    block_frames: int = 5
+    pred_steps: int = 3
+    batch_size: int = 8
+    repeats: int = 2
+    cpc_epochs: int = 5
+    cocon_epochs: int = 5
+    probe_epochs: int = 10
+    holdout: float = 0.5
+    clips_per_video: int = 4
+    threads: int = 0                 # OMP_NUM_THREADS of every command (0: the environment's)
+    extra: list[str] = field(default_factory=list)   # overrides added to every pre-training run
+
+    def clip_keys(self) -> list[str]:
+        sizes = ", ".join(f"{v}: {self.size}" for v in VIEWS)
+        return ["model.width=0.125", "progress=false", f"data.num_blocks={self.num_blocks}",
+                f"data.block_frames={self.block_frames}", f"model.sizes={{{sizes}}}"]
+
+
+FULL = Setting(seeds=[0, 1, 2])
+QUICK = Setting(seeds=[0], per_class=3, frames=40, size=32, num_blocks=4, block_frames=3, pred_steps=2,
+                batch_size=3, repeats=1, cpc_epochs=1, cocon_epochs=1, probe_epochs=1, clips_per_video=1,
+                threads=1)
+
+
+def run(cmd: list[str], log: Path, threads: int = 0) -> None:
+    """Run one public command; its output goes to `log`; a failure stops the benchmark with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    if threads:   # tiny models on a shared machine: more threads only contend
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(log, "w") as fh:
+        fh.write(" ".join(cmd) + "\n")
+        fh.flush()
+        rc = subprocess.call(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env)
+    if rc != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        raise SystemExit(f"error: {' '.join(cmd[:4])} ... failed with exit status {rc} (log {log}):\n{tail}")
+
+
+def make_store(s: Setting, work: Path) -> Path:
+    """The learning set's videos and their rgb + flow_dis store (made once per work folder)."""
+    store = work / "store"
+    if (work / "store.done").is_file():
+        return store
+    py = sys.executable
+    run([py, "-m", "preprocess", "sample", str(work / "videos"), "--variant", "learning", "--per-class",
+         str(s.per_class), "--frames", str(s.frames), "--seed", "0"], work / "logs" / "sample.log", s.threads)
+    run([py, "-m", "preprocess", "run", "--videos", str(work / "videos"), "--out", str(store), "--views",
+         ",".join(VIEWS), "--size", str(s.size), "--jobs", "2", "--no-progress"], work / "logs" / "store.log",
+        s.threads)
+    (work / "store.done").write_text("")
+    return store
+
+
+def pretrain_keys(s: Setting, store: Path, runs: Path, seed: int) -> list[str]:
+    return [f"data.root={store}", f"out={runs}", f"seed={seed}", f"data.holdout={s.holdout}",
+            f"data.batch_size={s.batch_size}", f"data.repeats={s.repeats}", f"model.pred_steps={s.pred_steps}",
+            "data.workers=0", *s.clip_keys(), *s.extra]
+
+
+def random_checkpoint(s: Setting, store: Path, path: Path, seed: int) -> None:
+    """The randomly initialised rgb and flow encoders of a CoCon model, saved as a CoCon checkpoint, so that the
+    random arm is evaluated and probed like the others (train.finetune refuses to probe no checkpoint)."""
+    import torch
+
+    from train.config import load_config
+    from train.engine.checkpoint import save_checkpoint
+    from train.engine.distributed import DistInfo
+    from train.methods.cocon import CoconConfig, CoconStage, CoconStageJob
+
+    views = f"data.views=[{', '.join(VIEWS)}]"
+    cfg = load_config(PRETRAIN_CONFIG, [*pretrain_keys(s, store, path.parent, seed), views], CoconConfig)
+    job = CoconStageJob(cfg, CoconStage("random", 0, list(VIEWS)), DistInfo(device=torch.device("cpu")))
+    torch.manual_seed(seed)
+    model = job.build_model()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"model": model.state_dict(), **job.checkpoint_extra(model)})
+
+
+def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dict[str, Path] | None:
+    """Pre-train one arm; the checkpoint of each view (None: the arm is skipped)."""
+    py, runs = sys.executable, arm_dir / "runs"
+    keys = pretrain_keys(s, store, runs, seed)
+    views = f"data.views=[{', '.join(VIEWS)}]"
+    if arm == "random":
+        path = runs / "random" / "checkpoint.pth"
+        if not path.is_file():
+            random_checkpoint(s, store, path, seed)
+        return {v: path for v in VIEWS}
+    if arm == "cpc":   # each view alone for as many epochs as CoCon's rgb gets in its two stages
+        if not (runs / "cpc" / f"cpc-{VIEWS[-1]}" / "checkpoint.pth").is_file():
+            run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, "name=cpc",
+                 "schedule.stage=cpc", f"schedule.cpc_epochs={s.cpc_epochs + s.cocon_epochs}"],
+                arm_dir / "pretrain.log", s.threads)
+        return {v: runs / "cpc" / f"cpc-{v}" / "checkpoint.pth" for v in VIEWS}
+    if arm in ("cocon", "authors"):
+        preset = ["preset=authors-code"] if arm == "authors" else []
+        if not (runs / arm / "cocon" / "checkpoint.pth").is_file():
+            run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, f"name={arm}",
+                 "schedule.stage=both", f"schedule.cpc_epochs={s.cpc_epochs}",
+                 f"schedule.cocon_epochs={s.cocon_epochs}", *preset], arm_dir / "pretrain.log", s.threads)
+        return {v: runs / arm / "cocon" / "checkpoint.pth" for v in VIEWS}
+    if arm == "tclr":
+        if importlib.util.find_spec("train.tclr") is None:
+            print("tclr: skipped: python -m train.tclr does not exist yet", file=sys.stderr)
+        else:
+            print("tclr: skipped: train.tclr exists but this runner does not drive it yet", file=sys.stderr)
+        return None
+    raise ValueError(f"unknown arm {arm!r}")
+
+
+def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict[str, Path]) -> dict[str, Any]:
+    """Retrieval (train.evaluate) and a linear probe (train.finetune) of each view, on the held-out videos."""
+    py = sys.executable
+    common = [f"data.root={store}", f"out={arm_dir}", f"seed={seed}", "data.workers=0", *s.clip_keys()]
+    inits = ", ".join(f"{v}: {p}" for v, p in checkpoints.items())
+    run([py, "-m", "train.evaluate", "--config", str(EVALUATE_CONFIG), *common, "name=evaluate", "checkpoint=",
+         f"checkpoints={{{inits}}}", f"data.views=[{', '.join(VIEWS)}]", "data.split=null",
+         f"data.holdout={s.holdout}", f"data.clips_per_video={s.clips_per_video}", "analysis.alignment_pairs=0",
+         "analysis.strip_queries=0", f"data.batch_size={s.batch_size}"], arm_dir / "evaluate.log", s.threads)
+    run([py, "-m", "train.finetune", "--config", str(FINETUNE_CONFIG), *common, "name=probe", "model.init=",
+         f"model.init_views={{{inits}}}", "model.linear_probe=true", f"data.views=[{', '.join(VIEWS)}]",
+         "data.splits=[]", f"data.holdout={s.holdout}", f"epochs={s.probe_epochs}",
+         f"optim.milestones=[{s.probe_epochs + 1}]", f"data.batch_size={s.batch_size}",
+         f"data.repeats={s.repeats}", f"model.precise_bn_batches={max(2, s.repeats * 4)}"], arm_dir / "probe.log",
+        s.threads)
+    ev = json.loads((arm_dir / "evaluate" / "metrics.json").read_text())
+    probe = json.loads((arm_dir / "probe" / "metrics.json").read_text())["results"]["labels100"]
+    out: dict[str, Any] = {"queries": ev["queries"], "gallery": ev["gallery"],
+                           "chance_r1": ev["recall_chance"]["1"], "probe_chance": probe["chance"]["holdout"]}
+    for v in VIEWS:
+        r = ev["results"][v]
+        out[v] = {"r1": r["recall"]["1"], "r5": r["recall"]["5"], "cos_same": r["cosine_same_class_mean"],
+                  "cos_other": r["cosine_other_class_mean"], "probe_top1": probe["mean"][v]["top1"]}
+    return out
+
+
+def _mean_sd(values: list[float]) -> str:
+    pct = [100 * v for v in values]
+    if len(pct) < 2:
+        return f"{pct[0]:.1f}"
+    return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
+
+
+def _mean_sd_raw(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipped: list[str], path: Path,
+                command: str, seconds: float) -> None:
+    """A markdown table: per arm and view, R@1, R@5, same/other-class cosine and probe top-1, mean ± sd."""
+    when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+    lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {when}; "
+             f"{seconds / 60:.1f} min wall on {os.cpu_count()} CPUs (shared machine: timing is not a measurement).", ""]
+    any_arm = next(iter(next(iter(results.values())).values()), None) if results else None
+    if any_arm:
+        lines += [f"{any_arm['queries']} test videos query {any_arm['gallery']} training videos; chance R@1 "
+                  f"{100 * any_arm['chance_r1']:.1f}%, probe chance {100 * any_arm['probe_chance']:.1f}%. "
+                  f"Values in %, mean ± sd over seeds (cosines: mean ± sd).", ""]
+    lines += ["| arm | view | R@1 | R@5 | cosine same class | cosine other classes | linear probe top-1 |",
+              "|---|---|---|---|---|---|---|"]
+    for arm, per_seed in results.items():
+        runs = [per_seed[seed] for seed in s.seeds if seed in per_seed]
+        for v in VIEWS:
+            lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | "
+                         f"{_mean_sd([r[v]['r5'] for r in runs])} "
+                         f"| {_mean_sd_raw([r[v]['cos_same'] for r in runs])} | "
+                         f"{_mean_sd_raw([r[v]['cos_other'] for r in runs])} | "
+                         f"{_mean_sd([r[v]['probe_top1'] for r in runs])} |")
+    for arm in skipped:
+        lines.append(f"| {arm} | - | skipped | | | | |")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plot(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
+    """Bars of RGB and flow R@1 and probe top-1 per arm (mean, sd as error bars, every seed as a dot)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arms = list(results)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, (metric, title) in zip(axes, (("r1", "retrieval R@1"), ("probe_top1", "linear probe top-1"))):
+        for j, v in enumerate(VIEWS):
+            x = np.arange(len(arms)) + (j - 0.5) * 0.38
+            vals = [[100 * r[v][metric] for r in results[a].values()] for a in arms]
+            ax.bar(x, [np.mean(q) for q in vals], 0.36, yerr=[np.std(q, ddof=1) if len(q) > 1 else 0 for q in vals],
+                   label=v, capsize=3)
+            for xi, q in zip(x, vals):
+                ax.plot([xi] * len(q), q, "k.", ms=3)
+        first = next(iter(results[arms[0]].values()))
+        ax.axhline(100 * (first["chance_r1"] if metric == "r1" else first["probe_chance"]), color="grey", ls="--",
+                   lw=1, label="chance")
+        ax.set_xticks(np.arange(len(arms)), arms)
+        ax.set_title(title)
+    axes[0].set_ylabel("%")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke check: 1 seed, 18 tiny videos, 1 + 1 epochs")
+    parser.add_argument("--work", type=Path, default=None, help="store, runs and logs (default bench/results/learning"
+                        "[-quick])")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2; --quick: 0)")
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    parser.add_argument("--epochs", type=int, nargs=2, metavar=("CPC", "COCON"), default=None,
+                        help="pre-training epochs of CoCon's two stages (the cpc arm gets their sum)")
+    parser.add_argument("--per-class", type=int, default=None, help="videos per class (default 16; --quick 3)")
+    parser.add_argument("--table", type=Path, default=None,
+                        help="markdown table (default docs/learning_benchmark_table.md; --quick: <work>/table.md)")
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="PNG (default docs/learning_benchmark.png; --quick: <work>/plot.png)")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides of every pre-training run")
+    args = parser.parse_args(argv)
+    s = QUICK if args.quick else FULL
+    s = Setting(**{**vars(s), "extra": list(args.overrides)})
+    if args.seeds:
+        s.seeds = args.seeds
+    if args.epochs:
+        s.cpc_epochs, s.cocon_epochs = args.epochs
+    if args.per_class:
+        s.per_class = args.per_class
+    work = (args.work or REPO_ROOT / "bench" / "results" / ("learning-quick" if args.quick else "learning")).resolve()
+    table = args.table or (work / "table.md" if args.quick else REPO_ROOT / "docs" / "learning_benchmark_table.md")
+    plot = args.plot or (work / "plot.png" if args.quick else REPO_ROOT / "docs" / "learning_benchmark.png")
+    command = "python bench/bench_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    start = time.monotonic()
+    store = make_store(s, work)
+    results: dict[str, dict[int, dict[str, Any]]] = {}
+    skipped: list[str] = []
+    for seed in s.seeds:           # seed-major: a stopped run still has every arm of its first seeds
+        for arm in args.arms:
+            arm_dir = work / f"seed{seed}" / arm
+            done = arm_dir / "result.json"
+            if done.is_file():
+                results.setdefault(arm, {})[seed] = json.loads(done.read_text())
+                continue
+            t0 = time.monotonic()
+            checkpoints = pretrain(arm, s, store, arm_dir, seed)
+            if checkpoints is None:
+                if arm not in skipped:
+                    skipped.append(arm)
+                continue
+            result = measure(s, store, arm_dir, seed, checkpoints)
+            done.write_text(json.dumps(result, indent=1))
+            results.setdefault(arm, {})[seed] = result
+            print(f"seed {seed} {arm}: rgb R@1 {100 * result['rgb']['r1']:.1f}%, probe "
+                  f"{100 * result['rgb']['probe_top1']:.1f}%; flow R@1 {100 * result['flow_dis']['r1']:.1f}% "
+                  f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    write_table(results, s, skipped, table, command, time.monotonic() - start)
+    if results:
+        write_plot(results, plot)
+    print(f"table: {table}\nplot: {plot}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
