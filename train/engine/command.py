@@ -16,10 +16,18 @@ from .errors import ConfigError, Diverged, TrainingError, UserError
 EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose `key=value` overrides may stand anywhere on the line, also after `--resume`
+    (plain argparse stops a `nargs="*"` positional at the first option and rejects what follows)."""
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        return self.parse_intermixed_args(args, namespace)
+
+
 def command_parser(prog: str, doc: str, epilog: str, resume_help: str | None = None) -> argparse.ArgumentParser:
     """`--config FILE [key=value ...]` (and `--resume` when `resume_help` is given), described by the first
     paragraph of the command's module docstring `doc`."""
-    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
+    p = CommandParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="YAML config file (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")

@@ -68,7 +68,8 @@ class Runner:
             if not resume:
                 raise TrainingError(f"{self.ckpt_path} exists: pass --resume to continue it, or set name=... "
                                     f"for a new run")
-            state = load_training_state(self.ckpt_path, dist, self._parts())
+            state = load_training_state(self.ckpt_path, dist, self._parts(),
+                                        self.cfg.to_dict() if hasattr(self.cfg, "to_dict") else None)
             self.epoch, self.steps = state["epoch"], state["step"]
             self.best_val = state.get("best_val", math.inf)
 

@@ -1,0 +1,111 @@
+"""Training commands under a user's mistakes and signals (issue 12): every bad config value, bad checkpoint or
+interrupted run ends with one line and a documented exit status, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests import conftest
+from tests.conftest import ROOT, run_cli
+from train.cocon import main as train_main
+
+TINY = [*conftest.TINY, "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2",
+        "optim.plateau_patience=100"]
+
+
+@pytest.fixture(scope="module")
+def store(sample_videos, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("errors") / "store"
+    assert run_cli("run", "--videos", sample_videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress") == 0
+    return root
+
+
+def _args(store: Path, out: Path, *extra: str) -> list[str]:
+    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
+            f"data.root={store}", f"out={out}", "data.views=[rgb, flow_dis]", *TINY, *extra]
+
+
+def _one_line(capsys, rc: int, expected_rc: int = 2) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == expected_rc and err and err[-1].startswith("error: "), err
+    assert not any("Traceback" in line for line in err), err
+    return err[-1]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["model.width=0"], "config key model.width must be positive; got 0.0"),
+    (["model.width=-1"], "config key model.width must be positive; got -1.0"),
+    (["data.workers=-1"], "config key data.workers must be 0"),
+    (["model.sizes={rgb: 0}"], "config key model.sizes.rgb must be a positive input size; got 0"),
+    (["seed=100000000000000000"], "config key seed must be in [0, 2**32)"),
+    (["seed=1e17"], "config key seed expects an integer"),
+    (["device=foo"], "config key device must be auto, cpu, cuda or cuda:N; got 'foo'"),
+    (["device=cuda:99"], "config key device is 'cuda:99' but this machine has"),
+])
+def test_well_typed_invalid_values_are_one_line(store, tmp_path, capsys, extra, message):
+    rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1", *extra))
+    line = _one_line(capsys, rc)
+    assert message in line, line
+    assert not (tmp_path / "sample").exists()          # nothing written
+
+
+def test_cuda_without_cuda_is_one_line(store, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    line = _one_line(capsys, train_main(_args(store, tmp_path, "device=cuda")))
+    assert "config key device is 'cuda' but this machine has no usable CUDA GPU" in line
+
+
+def test_out_that_is_a_file_is_one_line(store, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    line = _one_line(capsys, train_main(_args(store, tmp_path / "afile" / "deeper")))
+    assert line == f"error: config key out: {tmp_path / 'afile'} is a file, not a folder for runs"
+
+
+def test_overrides_are_accepted_after_resume(store, tmp_path, capsys):
+    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
+    assert train_main(args) == 0
+    capsys.readouterr()
+    # `--resume` in the middle of the overrides: the ones after it count too (cpc_epochs=2 trains one more epoch)
+    assert train_main(args[:-1] + ["--resume", "schedule.cpc_epochs=2"]) == 0
+    lines = (tmp_path / "sample" / "cpc-rgb" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def finished_run(store, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("finished")
+    assert train_main(_args(store, out, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1")) == 0
+    return out
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda b: b[: len(b) // 2], "cannot be read (truncated or not a checkpoint?)"),
+    (lambda b: b"", "cannot be read (truncated or not a checkpoint?): Ran out of input"),
+    (lambda b: bytes(range(256)) * 20, "cannot be read (truncated or not a checkpoint?)"),
+])
+def test_resume_from_a_damaged_checkpoint_is_one_line(finished_run, tmp_path, capsys, damage, message, store):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    ckpt = run / "sample" / "cocon" / "checkpoint.pth"
+    ckpt.write_bytes(damage(ckpt.read_bytes()))
+    line = _one_line(capsys, train_main(_args(store, run, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
+                                              "--resume")))
+    assert line.startswith(f"error: checkpoint {ckpt} ") and message in line, line
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["model.width=0.25"], "differ in shape (e.g. views.rgb.encoder.stem.0.weight: (8, 3, 1, 7, 7) in the "
+                           "checkpoint, (16, 3, 1, 7, 7) here); changed since: model.width: 0.125 -> 0.25"),
+    (["model.depth=34"], "changed since: model.depth: 18 -> 34"),
+    (["data.views=[rgb]"], "weight(s) this run's model lacks (e.g. views.flow_dis."),
+])
+def test_resume_with_another_model_names_the_difference(finished_run, capsys, extra, message, store):
+    line = _one_line(capsys, train_main(_args(store, finished_run, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
+                                              *extra, "--resume")))
+    assert line.startswith("error: cannot resume from ") and "checkpoint.pth" in line and message in line, line
