@@ -109,3 +109,31 @@ def test_resume_with_another_model_names_the_difference(finished_run, capsys, ex
     line = _one_line(capsys, train_main(_args(store, finished_run, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
                                               *extra, "--resume")))
     assert line.startswith("error: cannot resume from ") and "checkpoint.pth" in line and message in line, line
+
+
+class _Killed(BaseException):
+    """Stands for a kill -9 at a chosen point (nothing after it runs)."""
+
+
+@pytest.mark.parametrize("when", ["after_checkpoint", "before_checkpoint"])
+def test_metrics_are_complete_after_a_kill_around_the_checkpoint(store, tmp_path, monkeypatch, when):
+    """A kill between an epoch's checkpoint and its metrics line used to lose the line; now the line is written
+    first, and a line whose epoch the checkpoint never got is trimmed when that epoch is redone."""
+    import train.engine.runner as runner
+    real = runner.save_training_state
+
+    def dying(path, dist, parts, **extra):
+        if extra["epoch"] == 2 and when == "before_checkpoint":
+            raise _Killed()
+        real(path, dist, parts, **extra)
+        if extra["epoch"] == 2:
+            raise _Killed()
+
+    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=3")
+    monkeypatch.setattr(runner, "save_training_state", dying)
+    with pytest.raises(_Killed):
+        train_main(args)
+    monkeypatch.setattr(runner, "save_training_state", real)
+    assert train_main(args + ["--resume"]) == 0
+    lines = (tmp_path / "sample" / "cpc-rgb" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
