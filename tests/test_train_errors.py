@@ -4,7 +4,12 @@ interrupted run ends with one line and a documented exit status, never a traceba
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -137,3 +142,75 @@ def test_metrics_are_complete_after_a_kill_around_the_checkpoint(store, tmp_path
     assert train_main(args + ["--resume"]) == 0
     lines = (tmp_path / "sample" / "cpc-rgb" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3]
+
+
+def _children(pid: int) -> set[int]:
+    """The live child processes of `pid` (Linux /proc)."""
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out |= {int(x) for x in (task / "children").read_text().split()}
+        except OSError:
+            pass
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _start_with_workers(store: Path, out: Path, loader: str) -> tuple[subprocess.Popen, set[int]]:
+    """A long cpc run with 2 data workers, in its own process group, once its workers are running."""
+    cmd = [sys.executable, "-m", "train.cocon", *_args(store, out, "schedule.stage=cpc", "data.views=[rgb]",
+                                                       "schedule.cpc_epochs=200", "data.workers=2",
+                                                       f"data.loader={loader}")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "sample" / "cpc-rgb" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        workers = _children(proc.pid)
+        if metrics.exists() and len(workers) >= 2:
+            return proc, workers
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    raise AssertionError("the run never had a finished epoch and its workers running")
+
+
+@pytest.mark.parametrize("loader", ["slots", "torch"])
+def test_data_workers_exit_when_the_trainer_is_killed(store, tmp_path, loader):
+    """kill -9 of the main process only (not its group): the workers used to live on as orphans forever."""
+    proc, workers = _start_with_workers(store, tmp_path, loader)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"workers {left} outlived the killed trainer"
+
+
+@pytest.mark.parametrize("sig,rc,line", [
+    (signal.SIGINT, 130, "interrupted (Ctrl-C): every finished epoch's checkpoint is kept; run the same command "
+                         "with --resume to continue"),
+    (signal.SIGTERM, 143, "terminated (SIGTERM): every finished epoch's checkpoint is kept; run the same command "
+                          "with --resume to continue"),
+])
+@pytest.mark.parametrize("loader", ["slots", "torch"])
+def test_ctrl_c_and_sigterm_end_with_one_line_and_keep_the_checkpoint(store, tmp_path, sig, rc, line, loader):
+    """Ctrl-C reaches the whole process group (main and workers), as a terminal sends it; Slurm's SIGTERM too."""
+    proc, workers = _start_with_workers(store, tmp_path, loader)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == rc, err[-3000:]
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == line, err[-3000:]
+    assert not any(_alive(w) for w in workers)
+    ckpt = torch.load(tmp_path / "sample" / "cpc-rgb" / "checkpoint.pth", weights_only=False)
+    assert ckpt["epoch"] >= 1
