@@ -214,3 +214,24 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_keep_the_checkpoint(store, tmp
     assert not any(_alive(w) for w in workers)
     ckpt = torch.load(tmp_path / "sample" / "cpc-rgb" / "checkpoint.pth", weights_only=False)
     assert ckpt["epoch"] >= 1
+
+
+SHM_FULL = "unable to allocate shared memory(shm) for file </torch_1_2_3>: No space left on device (28)"
+
+
+def test_slot_loader_out_of_shared_memory_is_one_line_with_the_numbers(store, tmp_path, capsys, monkeypatch):
+    """What Docker's 64 MB /dev/shm gives (8 workers, batch 6, 128 px); here the allocation is made to fail as
+    torch fails it. 2 workers -> 5 slots of 2 clips of 40 x 112 x 112 x 3 bytes (crop 0.875 of the stored
+    128) + 2 int64 labels (index, label)."""
+    def full(self):
+        raise RuntimeError(SHM_FULL)
+
+    monkeypatch.setattr(torch.Tensor, "share_memory_", full)
+    rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1",
+                          "data.workers=2"))
+    line = _one_line(capsys, rc)
+    item = 40 * 112 * 112 * 3 + 2 * 8
+    assert f"data.workers=2 needs about {5 * 2 * item / 2**20:.0f} MB (5 batches of 2 clips, " \
+           f"{2 * item / 2**20:.1f} MB each) in /dev/shm" in line, line
+    assert "docker run --shm-size=1g, or --ipc=host" in line and "lower data.workers or data.batch_size" in line
+

@@ -25,6 +25,7 @@ import torch.multiprocessing as mp
 from preprocess.errors import UserError
 
 from .dataset import DataError
+from .shm import batch_bytes, is_shm_exhausted, shm_error
 from .worker_life import die_with_parent, parent_alive, signals_held
 
 POLL_SECONDS = 5.0
@@ -115,7 +116,13 @@ class SlotLoader:
                     raise DataError(str(exc)) from None
                 yield self._view(slot, len(indices))
             return
-        slots = self._slots(self.num_slots, shared=True)
+        try:
+            slots = self._slots(self.num_slots, shared=True)
+        except RuntimeError as exc:
+            if not is_shm_exhausted(exc):
+                raise
+            raise shm_error(self.num_slots, batch_bytes(self.dataset, self.batch_size), self.workers,
+                            self.batch_size) from None
         ctx = mp.get_context("fork")
         tasks, done = ctx.Queue(), ctx.Queue()
         procs = [ctx.Process(target=_worker, args=(self.dataset, slots, tasks, done, os.getpid()), daemon=True,

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..data.loader import SlotLoader
+from ..data.shm import batch_bytes, is_shm_exhausted, shm_error
 from ..data.worker_life import DataLoaderWorkerInit, signals_held
 from .distributed import DistInfo
 
@@ -43,8 +44,8 @@ def epoch_loader(dataset: Dataset, dist: DistInfo, batch_size: int, workers: int
 
 
 class HeldStart:
-    """A DataLoader whose workers are forked with SIGINT and SIGTERM held (see `signals_held`); iterable again
-    and sized like the DataLoader itself."""
+    """A DataLoader whose workers are forked with SIGINT and SIGTERM held (see `signals_held`) and whose
+    running out of shared memory is one line (`shm_error`); iterable again and sized like the DataLoader."""
 
     def __init__(self, loader: DataLoader) -> None:
         self.loader = loader
@@ -53,9 +54,17 @@ class HeldStart:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        with signals_held():
-            batches = iter(self.loader)      # forks the workers
-        yield from batches
+        try:
+            with signals_held():
+                batches = iter(self.loader)      # forks the workers
+            yield from batches
+        except RuntimeError as exc:
+            if not is_shm_exhausted(exc):
+                raise
+            workers = self.loader.num_workers
+            batches_held = workers * (self.loader.prefetch_factor or 2)
+            raise shm_error(batches_held, batch_bytes(self.loader.dataset, self.loader.batch_size or 1), workers,
+                            self.loader.batch_size or 1) from None
 
 
 def augment_generator(dist: DistInfo, seed: int, epoch: int, split: str) -> torch.Generator:
