@@ -235,3 +235,20 @@ def test_slot_loader_out_of_shared_memory_is_one_line_with_the_numbers(store, tm
            f"{2 * item / 2**20:.1f} MB each) in /dev/shm" in line, line
     assert "docker run --shm-size=1g, or --ipc=host" in line and "lower data.workers or data.batch_size" in line
 
+
+
+def test_skip_failed_trains_without_the_videos_the_store_records_as_failed(sample_videos, tmp_path, capsys, caplog):
+    """A store with one video that failed (not a video at all): refused by default, naming the failure;
+    data.skip_failed=true trains on the other 6 and says it left 1 out."""
+    videos = tmp_path / "videos"
+    shutil.copytree(sample_videos, videos)
+    first_class = sorted(p for p in videos.iterdir() if p.is_dir())[0]
+    (first_class / "broken.mp4").write_bytes(bytes(range(256)) * 40)
+    root = tmp_path / "store"
+    run_cli("run", "--videos", videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress")
+    capsys.readouterr()
+    args = _args(root, tmp_path / "runs", "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
+    line = _one_line(capsys, train_main(args))
+    assert "view rgb lacks 1 of the 7 videos" in line and "broken" in line, line
+    assert train_main(args + ["data.skip_failed=true"]) == 0
+    assert "data.skip_failed: left out 1 of the 7 videos of the store recorded as failed (first: " in caplog.text

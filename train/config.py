@@ -36,6 +36,7 @@ class ClipData:
     batch_size: int = 16                 # per process (per GPU)
     workers: int = 4                     # data worker processes per process
     loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
+    skip_failed: bool = False            # leave out videos the store records as failed (counted in the log)
 
 
 # Choices of the keys every command has (ClipData and model.depth), from the modules that own them; each

@@ -49,7 +49,7 @@ def build_datasets(cfg: CoconConfig, views: list[str]) -> tuple[MultiViewClips, 
     """The training and validation clip sets of the config's splits, over `views`."""
     d = cfg.data
     common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
-                  crop_fraction=d.crop_fraction, seed=cfg.seed)
+                  crop_fraction=d.crop_fraction, seed=cfg.seed, skip_failed=d.skip_failed)
     train = MultiViewClips(d.root, views, d.train_split, d.train_subset if d.train_split is not None else None,
                            train=True, **common)
     val = MultiViewClips(d.root, views, d.val_split, d.val_subset if d.val_split is not None else None,
