@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import torch
 import yaml
 
 from .data.sampling import SHORT_POLICIES
@@ -35,6 +36,7 @@ class ClipData:
     batch_size: int = 16                 # per process (per GPU)
     workers: int = 4                     # data worker processes per process
     loader: str = "slots"                # with workers: "slots" (shared-memory batch ring) or "torch" (DataLoader)
+    skip_failed: bool = False            # leave out videos the store records as failed (counted in the log)
 
 
 # Choices of the keys every command has (ClipData and model.depth), from the modules that own them; each
@@ -117,8 +119,68 @@ def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
             setattr(obj, key, _coerce(dotted, value, hints[key]))
 
 
+SEED_LIMIT = 2 ** 32   # derived seeds (seed x epoch x rank mixes) must fit torch's 64-bit generator seeds
+
+
+def _has(cfg: Any, dotted: str) -> bool:
+    try:
+        _get(cfg, dotted)
+    except AttributeError:
+        return False
+    return True
+
+
+def check_device(name: str) -> None:
+    """`device` is auto, cpu, cuda, cuda:N (an existing GPU) or another torch device type; a one-line
+    ConfigError otherwise, before any work (torch itself raises a long RuntimeError, or an AttributeError for
+    cuda on a CPU-only build)."""
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"config key device must be auto, cpu, cuda or cuda:N; got {name!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"config key device is {name!r} but this machine has no usable CUDA GPU "
+                              f"(torch {torch.__version__}); use device=auto or device=cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"config key device is {name!r} but this machine has {torch.cuda.device_count()} "
+                              f"CUDA GPU(s)")
+
+
+def check_out(out: str) -> None:
+    """The run folder's parent `out` must be a folder or creatable: no existing file on its path."""
+    for folder in (Path(out), *Path(out).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ConfigError(f"config key out: {folder} is a file, not a folder for runs")
+            return
+
+
+def _check_shared(cfg: Any) -> None:
+    """Ranges of the keys every schema may share (checked for every command, whatever its method)."""
+    if _has(cfg, "seed") and not 0 <= cfg.seed < SEED_LIMIT:
+        raise ConfigError(f"config key seed must be in [0, 2**32); got {cfg.seed}")
+    if _has(cfg, "device"):
+        check_device(cfg.device)
+    if _has(cfg, "out"):
+        check_out(cfg.out)
+    if _has(cfg, "data.workers") and cfg.data.workers < 0:
+        raise ConfigError(f"config key data.workers must be 0 (load in the main process) or more; "
+                          f"got {cfg.data.workers}")
+    for key in ("model.width", "data.batch_size"):
+        if _has(cfg, key) and not _get(cfg, key) > 0:
+            raise ConfigError(f"config key {key} must be positive; got {_get(cfg, key)!r}")
+    if _has(cfg, "model.sizes"):
+        for view, size in cfg.model.sizes.items():
+            if size < 1:
+                raise ConfigError(f"config key model.sizes.{view} must be a positive input size; got {size}")
+
+
 def _check(cfg: Any) -> None:
-    """The schema's CHOICES and POSITIVE keys, then its own check()."""
+    """The shared keys' ranges, the schema's CHOICES and POSITIVE keys, then its own check()."""
+    _check_shared(cfg)
     for key, allowed in type(cfg).CHOICES.items():
         value = _get(cfg, key)
         if value not in allowed:

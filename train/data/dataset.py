@@ -171,6 +171,27 @@ def _check_stored(store: Store, records: list[VideoRecord], views: list[str], wh
                             f"(first: {first}); {missing[0]}: {_missing_reason(store, missing[0], view)}")
 
 
+def _drop_failed(store: Store, records: list[VideoRecord], views: list[str], what: str) -> list[VideoRecord]:
+    """`records` without the videos the store records as failed in any of `views` (with a warning that counts
+    them); a video absent without a failure record stays, for `_check_stored` to report."""
+    failed: dict[str, str] = {}
+    for view in views:
+        present = set(store.video_ids(view))
+        for r in records:
+            if r.id not in present and r.id not in failed:
+                shard = shard_path(store.root, view, store.manifest.shard_of(r.id))
+                if shard.exists():
+                    with open_shard(shard) as f:
+                        reason = next((x["reason"] for x in shard_failures(f) if x["id"] == r.id), None)
+                    if reason is not None:
+                        failed[r.id] = f"{view}: {reason}"
+    if failed:
+        first = next(iter(failed))
+        log.warning("%s: data.skip_failed: left out %d of the %d videos of %s recorded as failed (first: %s, %s)",
+                    store.root, len(failed), len(records), what, first, failed[first])
+    return [r for r in records if r.id not in failed]
+
+
 def _frame_counts(store: Store, ids: list[str], views: list[str]) -> list[int]:
     """Stored frames per video, checked equal in every view (aligned views)."""
     counts = []
@@ -206,7 +227,8 @@ class MultiViewClips(Dataset):
     def __init__(self, root: str | Path, views: list[str], split: str | None = None, subset: str | None = None,
                  num_blocks: int = 8, block_frames: int = 5, short: str = "spread", train: bool = True,
                  crop_fraction: float = 0.875, fraction: float = 1.0, seed: int = 0,
-                 video_ids: list[str] | None = None) -> None:
+                 video_ids: list[str] | None = None, skip_failed: bool = False) -> None:
+        self.num_failed_skipped = 0
         if short not in SHORT_POLICIES:
             raise DataError(f"short must be one of {', '.join(SHORT_POLICIES)}, got {short!r}")
         if num_blocks < 1 or block_frames < 1:
@@ -223,6 +245,10 @@ class MultiViewClips(Dataset):
                 records, what = _select(self.store.manifest.records, split, subset)
             else:
                 records, what = _by_id(self.store.manifest.records, video_ids), f"{len(video_ids)} chosen videos"
+            if skip_failed:
+                kept = _drop_failed(self.store, records, self.views, what)
+                self.num_failed_skipped = len(records) - len(kept)
+                records = kept
             _check_stored(self.store, records, self.views, what)
             counts = _frame_counts(self.store, [r.id for r in records], self.views)
         except DataError:

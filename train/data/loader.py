@@ -25,6 +25,8 @@ import torch.multiprocessing as mp
 from preprocess.errors import UserError
 
 from .dataset import DataError
+from .shm import batch_bytes, is_shm_exhausted, shm_error
+from .worker_life import die_with_parent, parent_alive, signals_held
 
 POLL_SECONDS = 5.0
 
@@ -41,11 +43,18 @@ def _fill(dataset: Any, slot: dict[str, torch.Tensor], indices: Sequence[int]) -
                 target[i] = value
 
 
-def _worker(dataset: Any, slots: list[dict[str, torch.Tensor]], tasks: Any, done: Any) -> None:
-    """Fill slots with items until told to stop (None); report an error as (batch, None, message, is_user)."""
+def _worker(dataset: Any, slots: list[dict[str, torch.Tensor]], tasks: Any, done: Any, parent_pid: int) -> None:
+    """Fill slots with items until told to stop (None); report an error as (batch, None, message, is_user).
+    Ends with its parent: killed by the kernel (Linux), or on its own when it sees itself orphaned."""
+    die_with_parent(parent_pid)
     torch.set_num_threads(1)
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if not parent_alive(parent_pid):
+                os._exit(1)
+            continue
         if task is None:
             return
         number, slot, indices = task
@@ -107,13 +116,20 @@ class SlotLoader:
                     raise DataError(str(exc)) from None
                 yield self._view(slot, len(indices))
             return
-        slots = self._slots(self.num_slots, shared=True)
+        try:
+            slots = self._slots(self.num_slots, shared=True)
+        except RuntimeError as exc:
+            if not is_shm_exhausted(exc):
+                raise
+            raise shm_error(self.num_slots, batch_bytes(self.dataset, self.batch_size), self.workers,
+                            self.batch_size) from None
         ctx = mp.get_context("fork")
         tasks, done = ctx.Queue(), ctx.Queue()
-        procs = [ctx.Process(target=_worker, args=(self.dataset, slots, tasks, done), daemon=True,
+        procs = [ctx.Process(target=_worker, args=(self.dataset, slots, tasks, done, os.getpid()), daemon=True,
                              name=f"slot-loader-{k}") for k in range(self.workers)]
-        for p in procs:
-            p.start()
+        with signals_held():
+            for p in procs:
+                p.start()
         free = list(range(self.num_slots))
         sent = 0
         ready: dict[int, int] = {}

@@ -3,13 +3,16 @@ augmentation; both depend only on (seed, epoch, rank), which is what makes `--re
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..data.loader import SlotLoader
+from ..data.shm import batch_bytes, is_shm_exhausted, shm_error
+from ..data.worker_life import DataLoaderWorkerInit, signals_held
 from .distributed import DistInfo
 
 LOADERS = ("slots", "torch")
@@ -34,8 +37,34 @@ def epoch_loader(dataset: Dataset, dist: DistInfo, batch_size: int, workers: int
     forks = workers == 0 or "fork" in torch.multiprocessing.get_all_start_methods()
     if loader == "slots" and hasattr(dataset, "item_spec") and forks:  # no fork (Windows): the DataLoader
         return SlotLoader(dataset, list(sampler), batch_size, workers, drop_last=train)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
-                      pin_memory=dist.device.type == "cuda", persistent_workers=False)
+    data_loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=workers,
+                             pin_memory=dist.device.type == "cuda", persistent_workers=False,
+                             worker_init_fn=DataLoaderWorkerInit(os.getpid()) if workers else None)
+    return HeldStart(data_loader) if workers else data_loader
+
+
+class HeldStart:
+    """A DataLoader whose workers are forked with SIGINT and SIGTERM held (see `signals_held`) and whose
+    running out of shared memory is one line (`shm_error`); iterable again and sized like the DataLoader."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            with signals_held():
+                batches = iter(self.loader)      # forks the workers
+            yield from batches
+        except RuntimeError as exc:
+            if not is_shm_exhausted(exc):
+                raise
+            workers = self.loader.num_workers
+            batches_held = workers * (self.loader.prefetch_factor or 2)
+            raise shm_error(batches_held, batch_bytes(self.loader.dataset, self.loader.batch_size or 1), workers,
+                            self.loader.batch_size or 1) from None
 
 
 def augment_generator(dist: DistInfo, seed: int, epoch: int, split: str) -> torch.Generator:

@@ -4,22 +4,53 @@ store exists, run, and turn a user's mistake into one line and its exit status."
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ..config import load_config
 from ..data import DataError
-from .errors import ConfigError, Diverged, TrainingError, UserError
+from .errors import ConfigError, Diverged, Terminated, TrainingError, UserError
 
 EXIT_USER_ERROR, EXIT_DIVERGED = 2, 4
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM   # 130 and 143, as a shell says
+STOPPED = ("every finished epoch's checkpoint is kept; run the same command with --resume to continue")
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated in the main thread (instead of killing the process with no
+    cleanup); the previous handler is restored after it. Only the main thread can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose `key=value` overrides may stand anywhere on the line, also after `--resume`
+    (plain argparse stops a `nargs="*"` positional at the first option and rejects what follows)."""
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:  # type: ignore[override]
+        return self.parse_intermixed_args(args, namespace)
 
 
 def command_parser(prog: str, doc: str, epilog: str, resume_help: str | None = None) -> argparse.ArgumentParser:
     """`--config FILE [key=value ...]` (and `--resume` when `resume_help` is given), described by the first
     paragraph of the command's module docstring `doc`."""
-    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
+    p = CommandParser(prog=prog, description=doc.split("\n\n")[0], epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="YAML config file (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -30,13 +61,20 @@ def command_parser(prog: str, doc: str, epilog: str, resume_help: str | None = N
 
 def run_command(config: str, overrides: Sequence[str], schema: type, run: Callable[[Any], int]) -> int:
     """load_config(config, overrides, schema), then run(cfg); 2 with one line for a usage error, 4 for a
-    diverged loss."""
+    diverged loss, 130 after Ctrl-C and 143 after SIGTERM (one line each; checkpoints of finished epochs kept)."""
     try:
-        cfg = load_config(config, list(overrides), schema=schema)
-        if not Path(cfg.data.root).is_dir():
-            raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
-                              f"`python -m preprocess run` and set data.root")
-        return run(cfg)
+        with sigterm_raises():
+            cfg = load_config(config, list(overrides), schema=schema)
+            if not Path(cfg.data.root).is_dir():
+                raise ConfigError(f"data.root {cfg.data.root!r} is not a folder; make a store with "
+                                  f"`python -m preprocess run` and set data.root")
+            return run(cfg)
+    except KeyboardInterrupt:
+        print(f"interrupted (Ctrl-C): {STOPPED}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print(f"terminated (SIGTERM): {STOPPED}", file=sys.stderr)
+        return EXIT_TERMINATED
     except (ConfigError, DataError, UserError, TrainingError) as exc:  # every one-line mistake
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -22,4 +22,10 @@ class Diverged(Exception):
     """The loss became NaN or infinite; the last good checkpoint is kept (exit 4)."""
 
 
-__all__ = ["UserError", "ConfigError", "TrainingError", "CheckpointMismatch", "Diverged"]
+class Terminated(BaseException):
+    """SIGTERM arrived (Slurm's time limit, `kill`): raised in the main thread so that every `finally` runs —
+    data workers are stopped, TensorBoard is closed — and the last epoch's checkpoint stays as it is (exit 143).
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it."""
+
+
+__all__ = ["Terminated", "UserError", "ConfigError", "TrainingError", "CheckpointMismatch", "Diverged"]

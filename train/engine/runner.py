@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,6 +42,14 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler:
         torch.nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(optimizer)
     scaler.update()
+
+
+def _epoch_of(line: str) -> int | None:
+    """The epoch of a metrics.jsonl line; None for a line cut by a kill."""
+    try:
+        return int(json.loads(line)["epoch"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class Runner:
@@ -68,7 +78,8 @@ class Runner:
             if not resume:
                 raise TrainingError(f"{self.ckpt_path} exists: pass --resume to continue it, or set name=... "
                                     f"for a new run")
-            state = load_training_state(self.ckpt_path, dist, self._parts())
+            state = load_training_state(self.ckpt_path, dist, self._parts(),
+                                        self.cfg.to_dict() if hasattr(self.cfg, "to_dict") else None)
             self.epoch, self.steps = state["epoch"], state["step"]
             self.best_val = state.get("best_val", math.inf)
 
@@ -173,6 +184,20 @@ class Runner:
             n += 1
         return mean_over_ranks({k: v / max(n, 1) for k, v in sums.items()}, self.device)
 
+    @property
+    def metrics_path(self) -> Path:
+        return self.job.dir / "metrics.jsonl"
+
+    def _trim_metrics(self) -> None:
+        """Keep only metrics.jsonl lines of epochs the checkpoint holds: a line written just before a kill
+        that the checkpoint never got is written again when that epoch is redone."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text().splitlines()
+        kept = [x for x in lines if x.strip() and _epoch_of(x) is not None and _epoch_of(x) <= self.epoch]
+        if kept != lines:
+            self.metrics_path.write_text("".join(x + "\n" for x in kept))
+
     def _log(self, split: str, values: dict[str, float], step: int) -> None:
         for k, v in values.items():
             self.writer.add_scalar(f"{split}/{k}", v, step)
@@ -190,11 +215,14 @@ class Runner:
                 self._log("val", val, self.epoch)
             self.writer.add_scalar("epoch_train/lr", lr, self.epoch)
             self.writer.flush()
+        if self.dist.is_main:   # the line first: a kill after the checkpoint must not lose it (resume trims it)
+            line = {"epoch": self.epoch, "step": self.steps, "lr": lr, "train": train, **({"val": val} if val else {})}
+            with open(self.metrics_path, "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
         self.save()
         if self.dist.is_main:
-            line = {"epoch": self.epoch, "step": self.steps, "lr": lr, "train": train, **({"val": val} if val else {})}
-            with open(self.job.dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(line) + "\n")
             print(f"{self.job.name} epoch {self.epoch}/{self.job.epochs}: train loss {train['total']:.4f}"
                   + (f", val loss {val['total']:.4f}" if val else "") + f", {train['clips_per_s']:.1f} clips/s",
                   file=sys.stderr)
@@ -205,6 +233,7 @@ class Runner:
             from torch.utils.tensorboard import SummaryWriter
             self.job.dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.job.dir / "config.yaml")
+            self._trim_metrics()
             self.writer = SummaryWriter(str(self.job.dir / "tb"), purge_step=self.steps + 1 if self.steps else None)
         try:
             while not self.done:

@@ -50,7 +50,7 @@ def build_datasets(cfg: CoconConfig, views: list[str]) -> tuple[MultiViewClips, 
     """The training and validation clip sets of the config's splits, over `views`."""
     d = cfg.data
     common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
-                  crop_fraction=d.crop_fraction, seed=cfg.seed)
+                  crop_fraction=d.crop_fraction, seed=cfg.seed, skip_failed=d.skip_failed)
     if d.holdout > 0:   # the training videos, also validated on: the test videos stay unseen
         ids = pretraining_ids(store_records(d.root), d.holdout, cfg.seed)
         return (MultiViewClips(d.root, views, train=True, video_ids=ids, **common),
