@@ -33,7 +33,7 @@ def build_dataset(cfg: TCLRConfig) -> TCLRClips:
     d = cfg.data
     return TCLRClips(d.root, list(d.views), clip_spec(cfg), d.train_split,
                      d.train_subset if d.train_split is not None else None, short=d.short_videos, train=True,
-                     crop_fraction=d.crop_fraction, seed=cfg.seed)
+                     crop_fraction=d.crop_fraction, seed=cfg.seed, skip_failed=d.skip_failed)
 
 
 def two_copies(augment: ClipAugment, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
