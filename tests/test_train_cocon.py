@@ -75,7 +75,7 @@ def test_cocon_gradients_reach_every_view(store, tmp_path):
 
 
 def test_tiny_model_overfits_a_handful_of_clips(store, tmp_path):
-    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=30",
+    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=60",
                  "optim.lr=5e-3", "augment.grey_p=0", "augment.jitter=[0, 0, 0, 0]", "data.batch_size=3")
     assert train_main(args) == 0
     lines = [json.loads(x) for x in (tmp_path / "sample" / "cpc-rgb" / "metrics.jsonl").read_text().splitlines()]
