@@ -16,6 +16,24 @@ REAL_CLIPS = Path(os.environ.get("COCON_REAL_CLIPS", ROOT.parent / "shared" / "d
 FAST_TVL1 = "nscales=3,warps=2,inner_iterations=10,outer_iterations=2"
 
 
+def kill_after_first_epoch(cmd: list[str], metrics: Path, env: dict[str, str]) -> int:
+    """Start a training command, SIGKILL its process group once `metrics` holds an epoch's line, and return
+    the last epoch that line records (the kill-then-resume tests of every training command)."""
+    import json
+    import signal
+    import subprocess
+    import time
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+        assert proc.poll() is None, "training ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    return json.loads(metrics.read_text().splitlines()[-1])["epoch"]
+
+
 def run_cli(*argv: str) -> int:
     """Run `python -m preprocess ARGV` in this process and return its exit status."""
     from preprocess.cli import main

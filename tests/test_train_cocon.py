@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests import conftest
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, kill_after_first_epoch, run_cli
 from train.cocon import main as train_main
 from train.config import load_config
 from train.engine.distributed import DistInfo
@@ -91,16 +89,8 @@ def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
     ref = subprocess.run(cmd + _args(store, tmp_path / "ref", *extra), cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
-    proc = subprocess.Popen(cmd + _args(store, tmp_path / "killed", *extra), cwd=ROOT, env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "killed" / "sample" / "cocon" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 1):
-        assert proc.poll() is None, "training ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    done = json.loads(metrics.read_text().splitlines()[-1])["epoch"]
+    done = kill_after_first_epoch(cmd + _args(store, tmp_path / "killed", *extra), metrics, env)
     assert 1 <= done < 3
     resumed = subprocess.run(cmd + _args(store, tmp_path / "killed", *extra) + ["--resume"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=600)
