@@ -5,11 +5,12 @@ import sys
 
 import torch
 
-from train.engine.distributed import exit_process, mean_over_ranks, process_group
+from train.engine.distributed import exit_process, process_group
 from train.methods.cocon.config import LossConfig
 from train.methods.cocon.model import MultiViewModel
 from train.methods.cocon.step import cocon_losses
 from tests.helpers.ddp_reference import GLOBAL_BATCH, make_batch, make_models
+from tests.helpers.ddp_result import save_rank_result
 
 
 def main(out: str) -> None:
@@ -21,10 +22,7 @@ def main(out: str) -> None:
         local = {v: x[dist.rank * per:(dist.rank + 1) * per] for v, x in batch.items()}
         losses = cocon_losses(LossConfig(), net(local), cooperative=True, offset=dist.rank * per)
         losses.total.backward()
-        values = mean_over_ranks({**losses.terms, "total": float(losses.total)}, dist.device)
-        if dist.is_main:
-            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-            torch.save({"values": values, "grads": grads}, out)
+        save_rank_result(out, dist, model, losses)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ import sys
 
 import torch
 
-from train.engine.distributed import exit_process, mean_over_ranks, process_group
+from train.engine.distributed import exit_process, process_group
 from train.methods.tclr.config import LossConfig
 from train.methods.tclr.model import TCLRInputs, TCLRViews
 from train.methods.tclr.step import tclr_losses
 from train.models.r3d import TCLRModel
+from tests.helpers.ddp_result import save_rank_result
 
 GLOBAL_BATCH, FRAMES, CELLS, SIZE = 4, 8, 2, 32
 
@@ -35,10 +36,7 @@ def main(out: str) -> None:
         per = GLOBAL_BATCH // dist.world_size
         losses = tclr_losses(LossConfig(), net(make_inputs(dist.rank * per, per)), offset=dist.rank * per)
         losses.total.backward()
-        values = mean_over_ranks({**losses.terms, "total": float(losses.total)}, dist.device)
-        if dist.is_main:
-            grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-            torch.save({"values": values, "grads": grads}, out)
+        save_rank_result(out, dist, model, losses)
 
 
 if __name__ == "__main__":
