@@ -3,7 +3,11 @@
 Speed (default): pairs per second of OpenCV's TV-L1 on one core, ours on the CPU (1 and 2 threads) and,
 when CUDA is there, on the GPU at batch 1, 8, 32, 128, at 171x128 and 340x256, on grey frame pairs of the
 real clips (resized to exactly that size). Repeats interleave the configurations, so a shared machine's
-load hits them alike; the figure kept is the best repeat.
+load hits them alike: the rate kept is the best repeat, the ratio to OpenCV the median of each repeat's ratio,
+with the 1-minute load average before each repeat and after the last.
+
+Decode rate (--decode-rate): pairs per second one worker prepares for the flow (decode, resize, grey), the
+figure that says how many decode workers feed one GPU.
 
 Accuracy (--accuracy): on pairs of every real clip at the store's settings (short side 128, stride 3) the
 mean endpoint difference and identical uint8 bytes of ours vs OpenCV's; on the known-motion synthetic
@@ -11,12 +15,14 @@ pairs (translation, rotation, zoom) both endpoint errors against the true flow.
 
     python bench/bench_flow.py --accuracy --pairs-per-clip 4
     python bench/bench_flow.py --cpu-pairs 4 --repeats 2
+    python bench/bench_flow.py --decode-rate --repeats 3             # what one decode worker feeds a GPU
     python bench/bench_flow.py --gpu-only --batches 1,8,32,128   # on a GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +39,7 @@ from bench._common import DEFAULT_CLIPS, RESULTS_DIR, environment, fmt, list_cli
 from preprocess.decode import VideoMeta, decode_pairs
 from preprocess.flow import FlowSettings, make_flow
 from preprocess.flow.compare import endpoint_error, flow_agreement
-from preprocess.synthetic import affine_step, moving_frames, textured_image, true_flow
+from preprocess.synthetic import known_motion_pairs
 
 SIZES = {"171x128": (128, 171), "340x256": (256, 340)}
 
@@ -83,35 +89,52 @@ def speed(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
                 configs.append((f"torch cuda batch {batch}", 0, backend, batch * args.gpu_batches))
         most = max(n for *_, n in configs)
         prev, nxt = sized_pairs(clips, hw, most)
-        best: dict[int, float] = {}
         for name, threads, backend, n in configs:
             if threads == 0:  # GPU: warm up (CUDA context, kernels) before timing
                 backend(prev[:1], nxt[:1])
+        rates: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+        loads: list[float] = []
         for _ in range(args.repeats):
+            loads.append(os.getloadavg()[0])
             for i, (name, threads, backend, n) in enumerate(configs):
                 if threads:
                     cv2.setNumThreads(threads)
                     torch.set_num_threads(threads)
-                best[i] = max(best.get(i, 0.0), _rate(backend, prev[:n], nxt[:n]))
-        base = best[0] if not args.gpu_only else args.opencv_rate
+                rates[i].append(_rate(backend, prev[:n], nxt[:n]))
+        loads.append(os.getloadavg()[0])
         for i, (name, threads, backend, n) in enumerate(configs):
+            # the ratio to OpenCV within each repeat (both under the same load), then the median over repeats
+            ratios = [r / b for r, b in zip(rates[i], rates[0])] if not args.gpu_only else \
+                [r / args.opencv_rate for r in rates[i]] if args.opencv_rate else []
             rows.append({"size": size_name, "config": name, "threads": threads or None, "pairs": n,
-                         "pairs_per_s": best[i], "x_opencv_1_core": best[i] / base if base else None})
+                         "pairs_per_s": max(rates[i]), "pairs_per_s_repeats": rates[i],
+                         "x_opencv_1_core": float(np.median(ratios)) if ratios else None,
+                         "x_opencv_1_core_repeats": ratios, "load_average_1min": loads})
     return rows
 
 
-def synthetic_pairs(h: int = 128, w: int = 171) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Known-motion pairs: (grey t, grey t+1, true flow) for a sub-pixel translation, a rotation, a zoom."""
-    motions = {"translation": affine_step(dx=1.37, dy=-0.62),
-               "rotation": affine_step(angle_deg=1.2, center=(w / 2, h / 2)),
-               "zoom": affine_step(scale=1.015, center=(w / 2, h / 2))}
-    out = {}
-    for k, (name, step) in enumerate(motions.items()):
-        frames = moving_frames(textured_image(2 * h, 2 * w, seed=3 + k, blur=1.5), (h, w), 2, step,
-                               offset=(h // 2, w // 2))
-        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
-        out[name] = (grey[0], grey[1], true_flow(step, (h, w)))
-    return out
+def decode_rate(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
+    """Pairs per second one decode worker prepares (decode, resize to the short side, grey t and t+1, as
+    the pipeline does before the flow), one thread, over every stored pair of every clip; best of repeats."""
+    cv2.setNumThreads(1)
+    rows = []
+    for short in (int(x) for x in args.decode_sizes.split(",")):
+        best_s, pairs, frames, loads = float("inf"), 0, 0, []
+        for _ in range(args.repeats):
+            loads.append(os.getloadavg()[0])
+            start, pairs, frames = time.perf_counter(), 0, 0
+            for clip in clips:
+                meta = VideoMeta()
+                for pair in decode_pairs(str(clip), 3, short, True, meta):
+                    pair.grey()
+                    pairs += 1
+                frames += meta.decoded_frames
+            best_s = min(best_s, time.perf_counter() - start)
+        rows.append({"short_side": short, "clips": len(clips), "pairs": pairs, "decoded_frames": frames,
+                     "seconds": best_s, "pairs_per_s": pairs / best_s, "source_frames_per_s": frames / best_s,
+                     "load_average_1min": loads + [os.getloadavg()[0]]})
+        print(f"  short side {short}: {rows[-1]}", file=sys.stderr)
+    return rows
 
 
 def accuracy(args: argparse.Namespace, clips: list[Path]) -> dict[str, Any]:
@@ -130,7 +153,7 @@ def accuracy(args: argparse.Namespace, clips: list[Path]) -> dict[str, Any]:
         print(f"  {clip.name}: {per_clip[-1]}", file=sys.stderr)
     overall = flow_agreement(np.concatenate(flows_a), np.concatenate(flows_b))
     known = {}
-    for name, (p, n, truth) in synthetic_pairs().items():
+    for name, (p, n, truth) in known_motion_pairs(128, 171).items():
         a, b = ocv(p[None], n[None])[0], ours(p[None], n[None])[0]
         known[name] = {"epe_opencv": endpoint_error(a, truth, 16), "epe_torch": endpoint_error(b, truth, 16),
                        **flow_agreement(a, b)}
@@ -141,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", default=str(DEFAULT_CLIPS))
     ap.add_argument("--accuracy", action="store_true", help="measure agreement instead of speed")
+    ap.add_argument("--decode-rate", action="store_true",
+                    help="measure the pairs per second one decode worker prepares (stride 3) instead")
+    ap.add_argument("--decode-sizes", default="128,256", help="short sides for --decode-rate")
     ap.add_argument("--pairs-per-clip", type=int, default=4)
     ap.add_argument("--device", default="cpu", help="device of ours in --accuracy")
     ap.add_argument("--sizes", default="171x128,340x256")
@@ -166,12 +192,22 @@ def main(argv: list[str] | None = None) -> int:
         print(md_table(["motion", "EPE OpenCV (px)", "EPE torch (px)", "mean difference (px)"],
                        [[k, fmt(v["epe_opencv"], 4), fmt(v["epe_torch"], 4), fmt(v["mean_epd"], 4)]
                         for k, v in acc["known_motion"].items()]))
+    elif args.decode_rate:
+        result["decode_rate"] = rows = decode_rate(args, clips)
+        print(md_table(["short side", "clips", "pairs", "source frames", "seconds", "pairs/s", "source frames/s",
+                        "load average"],
+                       [[r["short_side"], r["clips"], r["pairs"], r["decoded_frames"], fmt(r["seconds"], 2),
+                         fmt(r["pairs_per_s"], 0), fmt(r["source_frames_per_s"], 0),
+                         " ".join(f"{x:.1f}" for x in r["load_average_1min"])] for r in rows]))
     else:
         result["speed"] = rows = speed(args, clips)
-        print(md_table(["size", "configuration", "threads", "pairs", "pairs/s", "x OpenCV 1 core"],
+        print(md_table(["size", "configuration", "threads", "pairs", "pairs/s (best)", "x OpenCV 1 core (median)",
+                        "x OpenCV per repeat", "load average"],
                        [[r["size"], r["config"], r["threads"], r["pairs"], fmt(r["pairs_per_s"], 2),
-                         fmt(r["x_opencv_1_core"], 2)] for r in rows]))
-    name = "bench_flow_accuracy.json" if args.accuracy else "bench_flow.json"
+                         fmt(r["x_opencv_1_core"], 2), " ".join(fmt(x, 2) for x in r["x_opencv_1_core_repeats"]),
+                         " ".join(f"{x:.1f}" for x in r["load_average_1min"])] for r in rows]))
+    name = "bench_flow_accuracy.json" if args.accuracy else "bench_flow_decode.json" if args.decode_rate \
+        else "bench_flow.json"
     path = write_json(Path(args.out) if args.out else RESULTS_DIR / name, result)
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -113,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="device of --flow-impl torch: auto (the GPU when there is one), cpu, cuda, cuda:N")
     flow.add_argument("--flow-batch", type=_positive_int, default=32, metavar="N",
                       help="frame pairs --flow-impl torch computes at once (GPU memory grows with it)")
+    flow.add_argument("--flow-server", default="auto", choices=("auto", "on", "off"),
+                      help="one flow process per device gathers the pairs of every local worker into batches of "
+                           "--flow-batch (--flow-impl torch): auto is on for a CUDA device, on also on the CPU "
+                           "(to test it), off: each worker computes the pairs of its own videos")
     inferred = run.add_argument_group("pose and segmentation", "inferred from the upright source frames; "
                                       "stored at their own short side")
     inferred.add_argument("--pose-backend", default="mediapipe", choices=POSE_BACKENDS,
@@ -209,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
                     annotations=args.annotations, jobs=args.jobs, shard=args.shard, num_shards=args.num_shards,
                     scheduler=args.scheduler, videos_per_shard=args.videos_per_shard,
                     decode_threads=args.decode_threads, progress=not args.no_progress,
-                    retry_failed=args.retry_failed)
+                    retry_failed=args.retry_failed, flow_server=args.flow_server)
     return run(cfg)
 
 

@@ -18,6 +18,7 @@ from data_specs import VideoRecord
 
 from .decode import FramePair, VideoMeta, decode_pairs
 from .errors import VideoError
+from .flow.server import FlowServerError, ServerAddress
 from .store.claims import ShardBusy, ShardClaim, remove_partials
 from .store.layout import shard_path
 from .store.entries import flow_target_entry, video_attrs
@@ -40,6 +41,7 @@ class ShardTask:
     cv_threads: int = 1
     crashed: dict[str, str] = field(default_factory=dict)  # video id -> why its worker died; not retried
     replace: bool = False  # make the views even where a finished shard exists (run --retry-failed)
+    flow_server: ServerAddress | None = None  # where the torch TV-L1 is computed, when not in the worker
 
 
 @dataclass
@@ -79,7 +81,7 @@ def _make_shard(task: ShardTask, on_video: Callable[[str | None], None] | None, 
     views = [v for v in task.views if task.replace or not shard_path(root, v, task.shard).exists()]
     if not views:
         return result
-    computers = [build_view(v, task.options) for v in views]
+    computers = [build_view(v, task.options, task.flow_server) for v in views]
     versions = library_versions()
     writers = []
     for comp in computers:
@@ -115,7 +117,7 @@ def _make_shard(task: ShardTask, on_video: Callable[[str | None], None] | None, 
 
 def _set_torch_threads(task: ShardTask) -> None:
     """A torch flow on the CPU runs as many threads as OpenCV does per worker (the workers fill the cores)."""
-    if task.options.flow_impl != "opencv":
+    if task.options.flow_impl != "opencv" and task.flow_server is None:
         import torch
         torch.set_num_threads(task.cv_threads)
 
@@ -182,7 +184,7 @@ def _process_video(record: VideoRecord, task: ShardTask, computers: list, writer
         result.videos += 1
         result.stored_frames += len(indices)
         result.decoded_frames += meta.decoded_frames
-    except StoreWriteError:
+    except (StoreWriteError, FlowServerError):
         raise
     except Exception as exc:  # a bad video must not stop the batch; the reason is recorded
         reason = str(exc) if isinstance(exc, VideoError) else f"{type(exc).__name__}: {' '.join(str(exc).split())}"

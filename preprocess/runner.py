@@ -7,6 +7,7 @@ N tasks each take the shards k with k % N == I.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
@@ -34,7 +35,8 @@ from .worker_pool import run_shards
 from .store.layout import VIEW_META, create_json_once, read_json, shard_path, view_dir, write_json_atomic
 from .store.manifest import Manifest, create_or_check_manifest
 from .store.reader import list_shards, list_views, open_shard, shard_failures
-from .views import ViewOptions, build_view, library_versions, recorded_attrs
+from .flow.server import FlowServer, describe_stats, use_flow_server
+from .views import ViewOptions, build_view, flow_settings, library_versions, recorded_attrs
 
 EXIT_OK, EXIT_FAILED_VIDEOS, EXIT_SHARDS_BUSY = 0, 3, 4
 
@@ -57,6 +59,7 @@ class RunConfig:
     decode_threads: int = 1
     progress: bool = True
     retry_failed: str | None = None  # reason classes to make again (retry.py), None: none
+    flow_server: str = "auto"        # auto | on | off: one flow process per device for the workers (flow/server.py)
 
 
 def resolve_task(shard: int | None, num_shards: int | None, env: dict[str, str] | None = None) -> tuple[int, int]:
@@ -130,8 +133,8 @@ def plan(root: Path, manifest: Manifest, views: list[str], task: int, num_tasks:
     return todo
 
 
-def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
-             on_videos: Callable[[int], object]) -> Iterator[ShardResult]:
+def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None, on_videos: Callable[[int], object],
+             server: FlowServer | None = None) -> Iterator[ShardResult]:
     """Every task's result as it finishes; `on_videos(n)` as n more videos finish (per shard on Dask)."""
     if not tasks:
         return iter(())
@@ -148,7 +151,7 @@ def _execute(tasks: list[ShardTask], jobs: int, scheduler: str | None,
         return _dask_results(client, tasks, on_videos)
     if jobs <= 0:
         jobs = max(1, len(os.sched_getaffinity(0)) + 1 + jobs)
-    return run_shards(tasks, jobs, on_videos)
+    return run_shards(tasks, jobs, on_videos, server)
 
 
 def scheduler_url(address: str) -> tuple[str, str | None, int | None]:
@@ -218,6 +221,8 @@ def run(cfg: RunConfig) -> int:
         scheduler_url(cfg.scheduler)
     cfg = dataclasses.replace(cfg, options=keep_recorded_compression(Path(cfg.out), cfg.views, cfg.options))
     computers = [build_view(v, cfg.options) for v in cfg.views]  # validates every setting before work starts
+    serve = use_flow_server(cfg.flow_server, cfg.views, cfg.options.flow_impl, cfg.options.flow_device,
+                            cfg.scheduler)
     try:
         videos = load_video_list(cfg.videos, cfg.dataset, cfg.annotations)
     except DatasetError as exc:
@@ -244,21 +249,28 @@ def run(cfg: RunConfig) -> int:
     busy: list[str] = []
     started = time.time()
     totals = ShardResult(-1)
-    with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True, desc="preprocess",
-              file=sys.stderr, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} videos "
-                                          "[{elapsed}<{remaining}, {rate_noinv_fmt}]") as bar:
-        for res in _execute(tasks, cfg.jobs, cfg.scheduler, bar.update):
-            totals.videos += res.videos
-            totals.stored_frames += res.stored_frames
-            totals.decoded_frames += res.decoded_frames
-            if res.busy:
-                busy.append(f"warning: shard {res.shard} left alone: {res.busy}; run again once that job ends")
-            for key, value in res.seconds.items():
-                totals.seconds[key] = totals.seconds.get(key, 0.0) + value
+    served = [t for t in tasks if "flow_tvl1" in t.views] if serve else []
+    with _flow_server(cfg.options) if served else contextlib.nullcontext() as server:
+        if server is not None:
+            tasks = [dataclasses.replace(t, flow_server=server.address) for t in tasks]
+        with tqdm(total=n_videos, unit="video", disable=not cfg.progress, dynamic_ncols=True, desc="preprocess",
+                  file=sys.stderr, bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} videos "
+                                              "[{elapsed}<{remaining}, {rate_noinv_fmt}]") as bar:
+            for res in _execute(tasks, cfg.jobs, cfg.scheduler, bar.update, server):
+                totals.videos += res.videos
+                totals.stored_frames += res.stored_frames
+                totals.decoded_frames += res.decoded_frames
+                if res.busy:
+                    busy.append(f"warning: shard {res.shard} left alone: {res.busy}; run again once that job ends")
+                for key, value in res.seconds.items():
+                    totals.seconds[key] = totals.seconds.get(key, 0.0) + value
+        batching = server.stop() if server is not None else None
+    if batching is not None:
+        print(describe_stats(batching), file=sys.stderr)
     wall = time.time() - started
     failures = collect_failures(root, manifest, cfg.views, owned)
     failed_videos = sorted({f["id"] for f in failures})
-    _write_log(root, cfg, task, num_tasks, manifest, totals, failures, wall)
+    _write_log(root, cfg, task, num_tasks, manifest, totals, failures, wall, batching)
     write_failures_table(root, manifest)
     ok = total_owned - len(failed_videos)
     print(f"done: {ok} of {total_owned} videos stored in {','.join(cfg.views)}; {len(failed_videos)} failed"
@@ -284,8 +296,13 @@ def _plan_retry(root: Path, cfg: RunConfig, owned: range, todo: list[tuple[int, 
     return set(retry)
 
 
+def _flow_server(options: ViewOptions) -> FlowServer:
+    """The flow server of this run's torch TV-L1 (started on entering), with the run's --tvl1 parameters."""
+    return FlowServer(dict(options.flow_params.get("tvl1") or {}), flow_settings(options))
+
+
 def _write_log(root: Path, cfg: RunConfig, task: int, num_tasks: int, manifest: Manifest, totals: ShardResult,
-               failures: list[dict], wall: float) -> None:
+               failures: list[dict], wall: float, batching: dict | None = None) -> None:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     path = root / "logs" / f"run-{stamp}-task{task}of{num_tasks}-{socket.gethostname()}-{os.getpid()}.json"
     write_json_atomic(path, {
@@ -293,4 +310,5 @@ def _write_log(root: Path, cfg: RunConfig, task: int, num_tasks: int, manifest: 
         "videos_made": totals.videos, "stored_frames": totals.stored_frames,
         "decoded_frames": totals.decoded_frames, "wall_seconds": wall, "worker_seconds": totals.seconds,
         "failures": failures, "versions": library_versions(),
+        **({"flow_server": batching} if batching is not None else {}),
     })

@@ -116,3 +116,19 @@ def write_sample(out: str | Path, num_frames: int = 128, size: tuple[int, int] =
             frames = moving_frames(texture, size, num_frames, step, offset=(size[0] // 2, size[1] // 2))
             paths.append(encode_video(out / name / f"{name}_{vi + 1:02d}.mp4", frames))
     return paths
+
+
+def known_motion_pairs(height: int, width: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Grey frame pairs with known motion, (grey t, grey t+1, true flow) by name: a sub-pixel translation
+    (1.37, -0.62) px, a 1.2 degree rotation and a 1.5% zoom about the centre (the TV-L1 tests and bench)."""
+    centre = (width / 2, height / 2)
+    motions = {"translation": affine_step(dx=1.37, dy=-0.62),
+               "rotation": affine_step(angle_deg=1.2, center=centre),
+               "zoom": affine_step(scale=1.015, center=centre)}
+    out = {}
+    for k, (name, step) in enumerate(motions.items()):
+        frames = moving_frames(textured_image(2 * height, 2 * width, seed=3 + k, blur=1.5), (height, width), 2,
+                               step, offset=(height // 2, width // 2))
+        grey = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+        out[name] = (grey[0], grey[1], true_flow(step, (height, width)))
+    return out

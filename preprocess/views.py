@@ -18,6 +18,7 @@ from data_specs.views import DEFAULT_BLOCK_FRAMES, DEFAULT_FLOW_BOUND, DEFAULT_S
 from .decode import FramePair, target_size
 from .errors import UserError
 from .flow import FlowSettings, check_bound, make_flow
+from .flow.server import ServerAddress, ServerFlow
 from .frame_policy import FramePolicy
 from .quantise import quantise_flow
 from .store.compression import compression_kwargs
@@ -104,8 +105,9 @@ def parse_views(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def build_view(name: str, options: ViewOptions) -> ViewComputer:
-    """Make the computer of one view from the run's options."""
+def build_view(name: str, options: ViewOptions, flow_server: ServerAddress | None = None) -> ViewComputer:
+    """Make the computer of one view from the run's options; with `flow_server`, the torch TV-L1's pairs
+    go to that flow server (flow/server.py) instead of being computed here."""
     spec = VIEWS[name]
     attrs: dict[str, Any] = {
         "view": name, "kind": spec.kind, "channels": spec.channels, "size": options.size,
@@ -118,7 +120,7 @@ def build_view(name: str, options: ViewOptions) -> ViewComputer:
         attrs["params"] = {"interpolation": "area", "colour": "rgb24"}
         return ViewComputer(spec, attrs, False, lambda p: p.rgb)
     if spec.kind == "flow":
-        return _flow_view(spec, attrs, options)
+        return _flow_view(spec, attrs, options, flow_server)
     if spec.kind in ("pose", "seg"):
         return _model_view(spec, attrs, options)
     raise UserError(f"view {name!r} has unknown kind {spec.kind!r}")
@@ -129,14 +131,18 @@ def flow_implementation(family: str, options: ViewOptions) -> str:
     return options.flow_impl if family == "tvl1" else "opencv"
 
 
-def _flow_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> ViewComputer:
+def _flow_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions,
+               flow_server: ServerAddress | None) -> ViewComputer:
     """A flow view: grey pairs in batches through the chosen backend, then the uint8 quantiser."""
     impl = flow_implementation(spec.flow_backend, options)
-    settings = FlowSettings(device=options.flow_device, batch_size=options.flow_batch)
-    backend = make_flow(spec.flow_backend, options.flow_params.get(spec.flow_backend), impl, settings)
+    backend = make_flow(spec.flow_backend, options.flow_params.get(spec.flow_backend), impl, flow_settings(options))
+    reset: Callable[[], None] = lambda: None  # noqa: E731
+    if flow_server is not None and impl == "torch":
+        backend = ServerFlow(flow_server, backend.resolved)
+        reset = backend.new_video
     bound = check_bound(float(options.flow_bound))
     attrs["params"] = {"backend": spec.flow_backend, "implementation": impl, "algorithm": backend.resolved,
-                       "bound": bound, "input": "grey frames at the stored size, source frame t -> t+1",
+                       "bound": bound, "input": flow_input(options.frames.flow_target),
                        "quantisation": "clip to [-bound, bound], round((f + bound) * 255 / (2 * bound))"}
 
     def compute_many(pairs: list[FramePair]) -> np.ndarray:
@@ -144,16 +150,37 @@ def _flow_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> V
         flow = backend(np.stack([g[0] for g in greys]), np.stack([g[1] for g in greys]))
         return quantise_flow(flow, bound)
 
-    return ViewComputer(spec, attrs, True, compute_many=compute_many)
+    return ViewComputer(spec, attrs, True, compute_many=compute_many, reset=reset)
+
+
+def flow_settings(options: ViewOptions) -> FlowSettings:
+    """Where and in what batches the run's flow backends compute."""
+    return FlowSettings(device=options.flow_device, batch_size=options.flow_batch)
+
+
+FLOW_INPUT_T1 = "grey frames at the stored size, source frame t -> t+1"
+
+
+def flow_input(flow_target: str) -> str:
+    """The flow views' "input" text: what each stored flow goes from and to under --flow-target."""
+    if flow_target == "next":
+        return FLOW_INPUT_T1
+    return (f"{FLOW_INPUT_T1}, or -> the next source frame that differs when t+1 repeats t "
+            f"(per frame in flow_target_indices)")
 
 
 def recorded_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
     """A view.json's attributes as this version writes them: a flow view made before implementations
-    were recorded was made by OpenCV (its bytes are OpenCV's), so it reads as implementation opencv."""
+    were recorded was made by OpenCV (its bytes are OpenCV's), so it reads as implementation opencv; one
+    whose "input" text said t -> t+1 under --flow-target next-different gets today's (true) text."""
     params = attrs.get("params")
-    if attrs.get("kind") == "flow" and isinstance(params, dict) and "implementation" not in params:
-        return {**attrs, "params": {**params, "implementation": "opencv"}}
-    return attrs
+    if attrs.get("kind") != "flow" or not isinstance(params, dict):
+        return attrs
+    params = {"implementation": "opencv", **params}
+    target = attrs.get("frames", {}).get("flow_target") if isinstance(attrs.get("frames"), dict) else None
+    if params.get("input") == FLOW_INPUT_T1 and target is not None:
+        params["input"] = flow_input(target)
+    return {**attrs, "params": params}
 
 
 def _model_view(spec: ViewSpec, attrs: dict[str, Any], options: ViewOptions) -> ViewComputer:

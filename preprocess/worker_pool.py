@@ -17,42 +17,24 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterator
 
+from .child_process import death_cause, die_with_parent
 from .errors import UserError, WorkerError
+from .flow.server import FlowServer, FlowServerError
 from .native_logs import keep_only_error_logs
 from .pipeline import ShardResult, ShardTask, StoreWriteError, process_shard
-
-
-def death_cause(exitcode: int | None) -> str:
-    """How a worker process ended, in words: 'died of SIGSEGV (...)' or 'exited with status 1'."""
-    if exitcode is not None and exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = {"SIGKILL": " (out of memory?)", "SIGSEGV": " (a crash inside a native library)"}.get(name, "")
-        return f"died of {name}{hint}"
-    return f"exited with status {exitcode}"
-
-
-def _die_with_parent() -> None:
-    """On Linux, have the kernel kill this worker when the supervisor dies (kill -9 of the run)."""
-    try:
-        import ctypes
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _serve(conn: Connection) -> None:
     """A worker: take ShardTasks until told to stop, say which video starts, send back each result."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle
-    _die_with_parent()
+    die_with_parent()
     keep_only_error_logs()  # mediapipe/TFLite info and warnings would fill the progress bar
     while (task := conn.recv()) is not None:
         try:
             result = process_shard(task, on_video=lambda video_id: conn.send(("video", video_id)))
         except BaseException as exc:
-            conn.send(("error", (exc if isinstance(exc, StoreWriteError) else None, traceback.format_exc())))
+            known = isinstance(exc, (StoreWriteError, FlowServerError))
+            conn.send(("error", (exc if known else None, traceback.format_exc())))
             return
         conn.send(("done", result))
 
@@ -88,10 +70,11 @@ def _start_worker(ctx: mp.context.BaseContext) -> _Worker:
     return _Worker(process, parent)
 
 
-def run_shards(tasks: list[ShardTask], n_jobs: int,
-               on_videos: Callable[[int], object] | None = None) -> Iterator[ShardResult]:
+def run_shards(tasks: list[ShardTask], n_jobs: int, on_videos: Callable[[int], object] | None = None,
+               server: FlowServer | None = None) -> Iterator[ShardResult]:
     """Every task's result, in the order they finish, from `n_jobs` worker processes (spawned: a worker
-    shares no threads or library state with this process). `on_videos(n)`: n more videos are finished."""
+    shares no threads or library state with this process). `on_videos(n)`: n more videos are finished.
+    `server`: the flow server the workers use; its death ends the run with one line (WorkerError)."""
     ctx = mp.get_context("spawn")
     progress = _ShardProgress(on_videos)
     queue = deque(tasks)
@@ -108,9 +91,16 @@ def run_shards(tasks: list[ShardTask], n_jobs: int,
             busy = [w for w in workers if w.task is not None]
             if not busy:
                 return
-            wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            wait([w.conn for w in busy] + [w.process.sentinel for w in busy] + ([server.sentinel] if server else []))
+            if server is not None:
+                server.check()
             for w in busy:
-                result = _drain(w, progress)
+                try:
+                    result = _drain(w, progress)
+                except FlowServerError as exc:  # the worker saw it first: say how the server ended, if it did
+                    if server is not None:
+                        server.check(5.0)
+                    raise WorkerError(f"shard {w.task.shard if w.task else '?'}: {exc}") from None
                 if result is not None:
                     yield result
                 elif w.task is not None and not w.process.is_alive():
@@ -151,6 +141,8 @@ def _drain(w: _Worker, progress: _ShardProgress) -> ShardResult | None:
             exc, trace = payload
             if isinstance(exc, StoreWriteError):  # a full disk or a read-only store: the user's to fix
                 raise UserError(f"shard {w.task.shard}: {exc}")
+            if isinstance(exc, FlowServerError):
+                raise exc
             raise WorkerError(f"shard {w.task.shard} failed in a worker process:\n{trace}")
     return None
 

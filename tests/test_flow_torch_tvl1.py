@@ -15,7 +15,7 @@ from preprocess.flow.compare import endpoint_error, flow_agreement
 from preprocess.flow.torch_tvl1 import (centred_gradient, median5, pyramid_sizes, remap_cubic, resize_linear,
                                         tvl1_flow)
 from preprocess.flow.tvl1_params import TVL1_PARAMS
-from preprocess.synthetic import affine_step, moving_frames, textured_image, true_flow
+from preprocess.synthetic import known_motion_pairs
 from tests.conftest import FAST_TVL1, run_cli
 
 H, W = 96, 128
@@ -23,20 +23,8 @@ FAST = dict(kv.split("=") for kv in FAST_TVL1.split(","))
 TVL1_DEFAULTS = {p.name: p.default for p in TVL1_PARAMS}
 
 
-def _grey(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-
 def _known_pairs() -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    motions = {"translation": affine_step(dx=1.37, dy=-0.62),
-               "rotation": affine_step(angle_deg=1.2, center=(W / 2, H / 2)),
-               "zoom": affine_step(scale=1.015, center=(W / 2, H / 2))}
-    out = {}
-    for k, (name, step) in enumerate(motions.items()):
-        frames = moving_frames(textured_image(2 * H, 2 * W, seed=3 + k, blur=1.5), (H, W), 2, step,
-                               offset=(H // 2, W // 2))
-        out[name] = (_grey(frames[0]), _grey(frames[1]), true_flow(step, (H, W)))
-    return out
+    return known_motion_pairs(H, W)
 
 
 def test_pyramid_resize_is_opencvs_bilinear_resize():
