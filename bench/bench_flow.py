@@ -7,7 +7,8 @@ load hits them alike: the rate kept is the best repeat, the ratio to OpenCV the 
 with the 1-minute load average before each repeat and after the last.
 
 Decode rate (--decode-rate): pairs per second one worker prepares for the flow (decode, resize, grey), the
-figure that says how many decode workers feed one GPU.
+figure that says how many decode workers feed one GPU. Server overhead (--server-overhead): what handing a
+worker's pairs to the flow server and getting their flow back costs per pair, beyond the flow itself.
 
 Accuracy (--accuracy): on pairs of every real clip at the store's settings (short side 128, stride 3) the
 mean endpoint difference and identical uint8 bytes of ours vs OpenCV's; on the known-motion synthetic
@@ -16,6 +17,7 @@ pairs (translation, rotation, zoom) both endpoint errors against the true flow.
     python bench/bench_flow.py --accuracy --pairs-per-clip 4
     python bench/bench_flow.py --cpu-pairs 4 --repeats 2
     python bench/bench_flow.py --decode-rate --repeats 3             # what one decode worker feeds a GPU
+    python bench/bench_flow.py --server-overhead --requests 20       # the flow server's transport, per pair
     python bench/bench_flow.py --gpu-only --batches 1,8,32,128   # on a GPU machine
 """
 
@@ -137,6 +139,33 @@ def decode_rate(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, A
     return rows
 
 
+def server_overhead(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
+    """What handing pairs to the flow server costs a worker beyond the flow itself: requests of 30 pairs (a
+    worker's chunk) sent over the socket and answered, with a one-iteration TV-L1 so the transport dominates;
+    overhead = round trip - the server's computing time, per pair."""
+    from preprocess.flow.server import FlowServer, ServerFlow
+    tiny = {"nscales": 1, "warps": 1, "inner_iterations": 1, "outer_iterations": 1, "median_filtering": 1}
+    rows = []
+    for size_name in args.sizes.split(","):
+        prev, nxt = sized_pairs(clips, SIZES[size_name], 30)
+        with FlowServer(tiny, FlowSettings("cpu", 30), gather_s=0.0) as server:
+            client = ServerFlow(server.address, {})
+            client(prev, nxt)   # connect, warm up
+            start = time.perf_counter()
+            for _ in range(args.requests):
+                client(prev, nxt)
+            wall = time.perf_counter() - start
+            stats = server.stop()
+        compute = stats["compute_seconds"] * args.requests / stats["requests"]
+        pairs = 30 * args.requests
+        rows.append({"size": size_name, "requests": args.requests, "pairs": pairs, "round_trip_s": wall,
+                     "server_compute_s": compute, "overhead_ms_per_pair": 1000 * (wall - compute) / pairs,
+                     "bytes_per_pair": int(prev[0].nbytes * 2 + prev[0].nbytes * 8),
+                     "load_average_1min": os.getloadavg()[0]})
+        print(f"  {rows[-1]}", file=sys.stderr)
+    return rows
+
+
 def accuracy(args: argparse.Namespace, clips: list[Path]) -> dict[str, Any]:
     """Ours vs OpenCV's on the real clips, and both vs the truth on known motion."""
     ocv = make_flow("tvl1", {}, "opencv")
@@ -167,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode-rate", action="store_true",
                     help="measure the pairs per second one decode worker prepares (stride 3) instead")
     ap.add_argument("--decode-sizes", default="128,256", help="short sides for --decode-rate")
+    ap.add_argument("--server-overhead", action="store_true",
+                    help="measure what handing pairs to the flow server costs per pair (CPU) instead")
+    ap.add_argument("--requests", type=int, default=20, help="requests of 30 pairs for --server-overhead")
     ap.add_argument("--pairs-per-clip", type=int, default=4)
     ap.add_argument("--device", default="cpu", help="device of ours in --accuracy")
     ap.add_argument("--sizes", default="171x128,340x256")
@@ -192,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         print(md_table(["motion", "EPE OpenCV (px)", "EPE torch (px)", "mean difference (px)"],
                        [[k, fmt(v["epe_opencv"], 4), fmt(v["epe_torch"], 4), fmt(v["mean_epd"], 4)]
                         for k, v in acc["known_motion"].items()]))
+    elif args.server_overhead:
+        result["server_overhead"] = rows = server_overhead(args, clips)
+        print(md_table(["size", "pairs", "round trip (s)", "server computing (s)", "overhead per pair (ms)",
+                        "bytes per pair (sent + returned)", "load average"],
+                       [[r["size"], r["pairs"], fmt(r["round_trip_s"], 2), fmt(r["server_compute_s"], 2),
+                         fmt(r["overhead_ms_per_pair"], 2), f"{r['bytes_per_pair']:,}", f"{r['load_average_1min']:.1f}"]
+                        for r in rows]))
     elif args.decode_rate:
         result["decode_rate"] = rows = decode_rate(args, clips)
         print(md_table(["short side", "clips", "pairs", "source frames", "seconds", "pairs/s", "source frames/s",
@@ -206,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                        [[r["size"], r["config"], r["threads"], r["pairs"], fmt(r["pairs_per_s"], 2),
                          fmt(r["x_opencv_1_core"], 2), " ".join(fmt(x, 2) for x in r["x_opencv_1_core_repeats"]),
                          " ".join(f"{x:.1f}" for x in r["load_average_1min"])] for r in rows]))
-    name = "bench_flow_accuracy.json" if args.accuracy else "bench_flow_decode.json" if args.decode_rate \
-        else "bench_flow.json"
+    name = ("bench_flow_accuracy.json" if args.accuracy else "bench_flow_decode.json" if args.decode_rate
+            else "bench_flow_server.json" if args.server_overhead else "bench_flow.json")
     path = write_json(Path(args.out) if args.out else RESULTS_DIR / name, result)
     print(f"wrote {path}", file=sys.stderr)
     return 0

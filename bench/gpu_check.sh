@@ -6,7 +6,8 @@
 #   bash bench/gpu_check.sh --cpu-dry-run   # the same steps on the CPU, tiny, to test this script
 #
 # Checks: the torch TV-L1 bench (batch 1/8/32/128 at 171x128 and 340x256) and its CUDA-vs-CPU test; a store
-# made with --flow-impl torch --flow-device cuda; CoCon training steps with AMP vs fp32 on CUDA with the slot
+# made with --flow-impl torch --flow-device cuda through the flow server (--jobs 4), verified and compared with
+# the CPU's; CoCon training steps with AMP vs fp32 on CUDA with the slot
 # loader's workers feeding the GPU; train.cocon and train.finetune under torchrun --nproc_per_node 1 (NCCL,
 # SyncBatchNorm); pose/seg with --model-device cuda (mediapipe; mm models only when their files are given in
 # MM_POSE_CONFIG, MM_POSE_CHECKPOINT, MM_SEG_CONFIG, MM_SEG_CHECKPOINT).
@@ -26,10 +27,12 @@ SUMMARY=$RES/results.txt
 if [ $DRY = 1 ]; then  # tiny, and patient: a shared CPU machine is slow
   DEV=cpu; FLOWDEV=cpu; TVL1="--tvl1 nscales=3,warps=2,inner_iterations=10,outer_iterations=2"
   BENCH="--sizes 171x128 --cpu-pairs 1 --repeats 1"; FRAMES=40; PER_CLASS=2; BATCH=2; SLOW=5
+  CPUJOBS=2; MATCH="--max-mean-epd 0 --min-identical 1"   # the same device both ways: the same bytes
 else
   DEV=cuda; FLOWDEV=cuda; TVL1=""
   BENCH="--gpu-only --opencv-rate ${OPENCV_RATE:-3.2} --batches 1,8,32,128 --gpu-batches 1 --repeats 1"
   FRAMES=64; PER_CLASS=4; BATCH=3; SLOW=1
+  CPUJOBS=$(( $(nproc) > 12 ? 12 : $(nproc) )); MATCH="--max-mean-epd 0.02 --min-identical 0.95"
 fi
 
 report() {  # report NAME STATUS DETAIL
@@ -59,10 +62,18 @@ fi
 step flow_bench 240 $PY bench/bench_flow.py $BENCH --out "$RES/bench_flow.json" && tail -n 20 "$RES/flow_bench.log"
 step flow_cuda_test 120 $PY -m pytest -q -s tests/test_flow_torch_tvl1.py -k "cuda or one_iteration"
 
-# 2. a store made by the pipeline with the flow batched on the device
+# 2. a store made by the pipeline, 4 decode workers feeding one flow server on the device; it verifies, and its
+#    flow agrees with the same code's on the CPU (each worker computing its own videos) within the CUDA test's
+#    tolerance (on the CPU dry run: identical)
 $PY -m preprocess sample "$WORK/videos" --frames $FRAMES --per-class $PER_CLASS > /dev/null 2>&1
 step store_flow_on_device 240 $PY -m preprocess run --videos "$WORK/videos" --out "$WORK/store" --no-progress \
-  --views rgb,flow_tvl1 --flow-impl torch --flow-device $FLOWDEV --flow-batch 32 --jobs 4 $TVL1
+  --views rgb,flow_tvl1 --flow-impl torch --flow-device $FLOWDEV --flow-server on --flow-batch 32 --jobs 4 $TVL1 \
+  && grep "flow server on" "$RES/store_flow_on_device.log"
+step store_verifies 60 $PY -m preprocess verify "$WORK/store" --deep
+step store_flow_cpu 300 $PY -m preprocess run --videos "$WORK/videos" --out "$WORK/store_cpu" --no-progress \
+  --views rgb,flow_tvl1 --flow-impl torch --flow-device cpu --flow-server off --jobs $CPUJOBS $TVL1
+step store_matches_cpu 60 $PY bench/gpu_check_stores.py "$WORK/store" "$WORK/store_cpu" --view flow_tvl1 $MATCH \
+  && cat "$RES/store_matches_cpu.log"
 
 # 3. CoCon steps with AMP and in fp32, the slot loader's workers feeding the device
 CFG=configs/cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml

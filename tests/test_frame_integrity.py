@@ -153,6 +153,23 @@ def test_the_flow_target_rule_is_a_setting_a_rerun_must_match(tmp_path, capsys):
     assert len(err) == 1 and "frames.flow_target: 'next-different' in the store, 'next' in this run" in err[0]
 
 
+def test_the_flow_input_text_says_where_each_flow_goes_and_the_older_text_still_resumes(tmp_path, capsys):
+    videos = tmp_path / "videos"
+    _doubled_video(videos / "doubled.mp4", content_frames=4)
+    t1 = "grey frames at the stored size, source frame t -> t+1"
+    assert _run(videos, tmp_path / "next", "--flow-target", "next", views="flow_farneback") == 0
+    assert json.loads((tmp_path / "next" / "flow_farneback" / "view.json").read_text())["params"]["input"] == t1
+    root = tmp_path / "s"
+    assert _run(videos, root, views="flow_farneback") == 0
+    path = root / "flow_farneback" / "view.json"
+    meta = json.loads(path.read_text())
+    assert meta["params"]["input"].startswith(t1 + ", or -> the next source frame that differs when t+1 repeats t")
+    meta["params"]["input"] = t1                    # as the version before said it under next-different
+    path.write_text(json.dumps(meta))
+    assert _run(videos, root, views="flow_farneback") == 0
+    assert _run(videos, root, "--flow-target", "next", views="flow_farneback") == 2   # the rule itself still counts
+
+
 def test_a_store_made_before_flow_targets_and_frame_settings_still_reads_verifies_and_resumes(tmp_path, capsys):
     """An older store has no `frames` in view.json and no flow_target_indices: it reads and verifies, and
     resumes with the settings it implied (flow to t+1, no bound on the long side)."""

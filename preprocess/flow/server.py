@@ -319,7 +319,7 @@ def _serve(params: dict[str, Any], settings: FlowSettings, address: ServerAddres
         backend = make_flow("tvl1", params, "torch", settings)
         if resolve_device(settings.device).type == "cpu":
             torch.set_num_threads(1)   # as a worker computing its own flow: the same sums, the same bytes
-        listener = Listener(address.path, "AF_UNIX", authkey=address.authkey)
+        listener = Listener(address.path, "AF_UNIX", backlog=64, authkey=address.authkey)
     except Exception as exc:
         control.send(("error", f"{type(exc).__name__}: {exc}"))
         return
