@@ -103,6 +103,8 @@ def speed(args: argparse.Namespace, clips: list[Path]) -> list[dict[str, Any]]:
                     cv2.setNumThreads(threads)
                     torch.set_num_threads(threads)
                 rates[i].append(_rate(backend, prev[:n], nxt[:n]))
+                print(f"  {size_name} {name} threads {threads}: {rates[i][-1]:.3f} pairs/s "
+                      f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr)
         loads.append(os.getloadavg()[0])
         for i, (name, threads, backend, n) in enumerate(configs):
             # the ratio to OpenCV within each repeat (both under the same load), then the median over repeats

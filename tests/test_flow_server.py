@@ -27,7 +27,7 @@ FAST = dict(kv.split("=") for kv in FAST_TVL1.split(","))
 
 def _args(videos: Path, out: Path, server: str) -> list[str]:
     return ["run", "--videos", str(videos), "--out", str(out), "--views", "rgb,flow_tvl1", "--tvl1", FAST_TVL1,
-            "--size", "64", "--flow-impl", "torch", "--flow-device", "cpu", "--flow-server", server,
+            "--size", "48", "--flow-impl", "torch", "--flow-device", "cpu", "--flow-server", server,
             "--videos-per-shard", "1", "--jobs", "2", "--no-progress"]
 
 
@@ -37,17 +37,26 @@ def _run_log(root: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def per_video_store(sample_videos, tmp_path_factory) -> Path:
+def videos(tmp_path_factory) -> Path:
+    """The built-in sample, shorter: 3 classes x 2 videos of 24 frames (8 stored pairs each)."""
+    from preprocess.synthetic import write_sample
+    out = tmp_path_factory.mktemp("flow_server_videos") / "videos"
+    write_sample(out, num_frames=24, per_class=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def per_video_store(videos, tmp_path_factory) -> Path:
     """The store as each worker computes the flow of its own videos (--flow-server off)."""
     root = tmp_path_factory.mktemp("flow_server") / "off"
-    assert run_cli(*_args(sample_videos, root, "off")) == 0
+    assert run_cli(*_args(videos, root, "off")) == 0
     assert "flow_server" not in _run_log(root)
     return root
 
 
-def test_a_store_made_through_the_server_equals_one_made_without(sample_videos, per_video_store, tmp_path):
+def test_a_store_made_through_the_server_equals_one_made_without(videos, per_video_store, tmp_path):
     root = tmp_path / "on"
-    assert run_cli(*_args(sample_videos, root, "on")) == 0
+    assert run_cli(*_args(videos, root, "on")) == 0
     assert_same_content(root, per_video_store)
     assert (root / "flow_tvl1" / "view.json").read_text() == (per_video_store / "flow_tvl1" / "view.json").read_text()
     stats = _run_log(root)["flow_server"]
@@ -115,10 +124,10 @@ def _start(args: list[str]) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_the_servers_death_fails_the_run_with_one_line_then_a_rerun_finishes(sample_videos, per_video_store,
+def test_the_servers_death_fails_the_run_with_one_line_then_a_rerun_finishes(videos, per_video_store,
                                                                           tmp_path):
     root = tmp_path / "store"
-    proc = _start(_args(sample_videos, root, "on"))
+    proc = _start(_args(videos, root, "on"))
     try:
         deadline = time.time() + 120
         while time.time() < deadline and len(_children(proc.pid)) < 2:   # the server, then a worker
@@ -132,13 +141,13 @@ def test_the_servers_death_fails_the_run_with_one_line_then_a_rerun_finishes(sam
     assert proc.returncode == 1
     errors = [line for line in err.splitlines() if line.startswith("error")]
     assert errors == [errors[0]] and "flow server" in errors[0] and "Traceback" not in err, err
-    assert run_cli(*_args(sample_videos, root, "on")) == 0
+    assert run_cli(*_args(videos, root, "on")) == 0
     assert_same_content(root, per_video_store)
 
 
-def test_kill_9_of_the_run_takes_the_server_along_and_a_rerun_resumes(sample_videos, per_video_store, tmp_path):
+def test_kill_9_of_the_run_takes_the_server_along_and_a_rerun_resumes(videos, per_video_store, tmp_path):
     root = tmp_path / "store"
-    proc = _start(_args(sample_videos, root, "on"))
+    proc = _start(_args(videos, root, "on"))
     try:
         deadline = time.time() + 180
         while time.time() < deadline:   # some shards finished, another being written: kill the run alone
@@ -160,7 +169,7 @@ def test_kill_9_of_the_run_takes_the_server_along_and_a_rerun_resumes(sample_vid
         except ProcessLookupError:
             pass
     assert run_cli("verify", root) == 1
-    assert run_cli(*_args(sample_videos, root, "on")) == 0
+    assert run_cli(*_args(videos, root, "on")) == 0
     assert run_cli("verify", root, "--deep") == 0
     assert_same_content(root, per_video_store)
 
@@ -178,14 +187,14 @@ def test_which_runs_use_the_server():
         use_flow_server("on", ["flow_tvl1"], "torch", "cpu", "tcp://localhost:8786")
 
 
-def test_a_worker_dying_mid_video_fails_that_video_only_and_the_server_goes_on(sample_videos, tmp_path):
+def test_a_worker_dying_mid_video_fails_that_video_only_and_the_server_goes_on(videos, tmp_path):
     from tests.test_worker_pool import _only_that_video_failed, _wait_for_open_video
     root = tmp_path / "store"
-    proc = subprocess.Popen(python_cmd() + _args(sample_videos, root, "on")[:-3] + ["--jobs", "1", "--no-progress"],
+    proc = subprocess.Popen(python_cmd() + _args(videos, root, "on")[:-3] + ["--jobs", "1", "--no-progress"],
                             cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     try:
-        worker, video_file = _wait_for_open_video(proc.pid, sample_videos, proc.poll)
+        worker, video_file = _wait_for_open_video(proc.pid, videos, proc.poll)
         os.kill(worker, signal.SIGKILL)
         _, err = proc.communicate(timeout=300)
     finally:
