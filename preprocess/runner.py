@@ -249,7 +249,7 @@ def run(cfg: RunConfig) -> int:
     busy: list[str] = []
     started = time.time()
     totals = ShardResult(-1)
-    served = [t for t in tasks if "flow_tvl1" in t.views] if serve else []
+    served = serve and any("flow_tvl1" in t.views for t in tasks)   # nothing to compute: no server
     with _flow_server(cfg.options) if served else contextlib.nullcontext() as server:
         if server is not None:
             tasks = [dataclasses.replace(t, flow_server=server.address) for t in tasks]
