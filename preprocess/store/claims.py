@@ -4,7 +4,8 @@ by a dead job, on any host, can be removed safely.
 
     ROOT/.claims/shard-00012       "host pid" of the process making shard 12; its mtime is a heartbeat
 
-A claim is created with O_CREAT|O_EXCL, which is atomic on local file systems, NFS v3+ and Lustre. It is
+A claim is created by hard-linking a file holding its text to the claim's name, which fails atomically when
+the name exists on local file systems, NFS and Lustre. It is
 stale when its process is gone: on the same host, when that pid no longer runs; on another host, when its
 heartbeat (touched every HEARTBEAT_S seconds) is older than STALE_S. A stale claim is broken by renaming
 it (only one of several racing jobs succeeds) and then taken.
@@ -105,12 +106,17 @@ class ShardClaim:
             pass
 
     def _create(self) -> bool:
+        """Take the claim if there is none: its text is written first, then linked into place (a hard link
+        fails when the name exists, atomically), so a claim never exists without its owner's text, also
+        when that owner is killed while taking it (an empty claim would look alive for STALE_S)."""
+        tmp = self.path.with_name(f".{self.path.name}.new-{socket.gethostname()}-{os.getpid()}")
+        tmp.write_text(self.me)
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            os.link(tmp, self.path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as fh:
-            fh.write(self.me)
+        finally:
+            tmp.unlink(missing_ok=True)
         return True
 
     def _break(self, judged: str) -> None:
