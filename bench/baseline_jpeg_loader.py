@@ -89,8 +89,12 @@ class JpegClips(MultiViewClips):
         self.folder = Path(folder)
         self.stride = int(self.store.manifest.stride)
 
-    def read_frames(self, video_id: str, cut: ViewCut, idx: np.ndarray) -> tuple[np.ndarray, None]:
-        """(T, H, W, C) uint8 from one JPEG per frame of the window; flow keeps its first two channels (u, v)."""
+    def read_frames(self, video_id: str, cut: ViewCut, idx: np.ndarray, top: int, left: int,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray, None]:
+        """(T, c, c, C) uint8 from one JPEG per frame of the window, each decoded whole (as DPC's loader does)
+        and cropped to the c×c square at (top, left) as a view; flow keeps its first two channels (u, v).
+        `out` is not used: the caller copies the crop into its batch, as a DataLoader's collate does."""
         clip = np.stack([pil_loader(frame_path(self.folder, cut.name, cut.kind, video_id, self.stride * int(t)))
                          for t in idx])
-        return (clip[..., :2] if cut.kind == "flow" else clip), None
+        crop = clip[:, top:top + cut.side, left:left + cut.side]
+        return (crop[..., :2] if cut.kind == "flow" else crop), None

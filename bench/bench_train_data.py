@@ -1,9 +1,10 @@
 """The training data path alone: aligned multi-view blocks per second per worker, ours vs a DPC-style loader.
 
-Ours (`train.data.MultiViewClips`) reads each clip's window from the HDF5 store with one read per view;
-the baseline (`bench/baseline_jpeg_loader.py`) opens one JPEG per frame with PIL, as DPC's `pil_loader`,
-from folders written from the same store's frames. Both pick the same N×K window (8×5 stored frames,
-stride 3), do the same integer crop and flip and return uint8 tensors: no float arithmetic in either.
+Ours (`train.data.MultiViewClips`) reads each clip's window from the HDF5 store with one read per view
+(every chunk's Fletcher-32 checksum checked; only the crop copied out, into the batch slot when there is
+one); the baseline (`bench/baseline_jpeg_loader.py`) opens one JPEG per frame with PIL, as DPC's
+`pil_loader`, from folders written from the same store's frames. Both pick the same N×K window (8×5 stored
+frames, stride 3), do the same integer crop and flip and return uint8 tensors: no float arithmetic in either.
 Ours goes through `train.data.loader.SlotLoader` (what the trainer uses), the baseline through
 `torch.utils.data.DataLoader` (what DPC uses), with W = 0 (main process) and 1 workers, batch 8; each also
 through the other loader, for the record. One block = K frames of every requested view.
@@ -81,6 +82,14 @@ class Repeat(Dataset):
         n = len(self.dataset)
         self.dataset.set_epoch(k // n)
         return self.dataset[k % n]
+
+    def fill_rows(self, k: int, rows: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Sample k written into a slot loader's rows, when the wrapped dataset can (as training reads it)."""
+        if not hasattr(self.dataset, "fill_rows"):
+            return self[k]
+        n = len(self.dataset)
+        self.dataset.set_epoch(k // n)
+        return self.dataset.fill_rows(k % n, rows)
 
 
 def time_loader(dataset: Any, clips: int, batch_size: int, workers: int, kind: str = "torch") -> dict[str, float]:

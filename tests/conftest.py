@@ -82,6 +82,26 @@ TINY_PRETRAIN = [*TINY_MOTION, "model.pred_steps=2", "data.batch_size=3", "data.
                  "schedule.cocon_epochs=1"]
 
 
+# The CoCon training tests' runs (tests/test_train_cocon.py, tests/test_train_errors.py): the sample config on
+# `cocon_store` at 32 px, batch 2, TensorBoard scalars every step, no plateau schedule.
+TINY_COCON = [*TINY, "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "log_every=1",
+              "optim.plateau_patience=100"]
+
+
+def cocon_args(store: Path, out: Path, *extra: str) -> list[str]:
+    """`train.cocon` arguments: a tiny run of the sample config (rgb + DIS flow) on `store` into `out`, then `extra`."""
+    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
+            f"data.root={store}", f"out={out}", "data.views=[rgb, flow_dis]", *TINY_COCON, *extra]
+
+
+@pytest.fixture(scope="session")
+def cocon_store(sample_videos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's rgb + DIS flow store the CoCon training tests read (never modified)."""
+    root = tmp_path_factory.mktemp("cocon") / "store"
+    assert run_cli("run", "--videos", sample_videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress") == 0
+    return root
+
+
 @pytest.fixture(scope="session")
 def real_clips() -> Path:
     if not REAL_CLIPS.is_dir():

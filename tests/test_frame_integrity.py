@@ -226,3 +226,5 @@ def test_flipped_bytes_in_a_chunk_fail_deep_verify_and_every_read(tmp_path, caps
     assert store.read("v", "rgb", 0, 5).shape == (5, 32, 48, 3)          # chunk 0 is intact
     with pytest.raises(Exception, match="are damaged"):
         store.read("v", "rgb", 5, 10)
+    with pytest.raises(Exception, match="are damaged"):                  # a crop of it, as training reads it
+        store.read("v", "rgb", 5, 10, box=(0, 0, 8, 8), out=np.empty((5, 8, 8, 3), np.uint8))

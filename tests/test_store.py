@@ -71,6 +71,21 @@ def test_reader_slices_and_pixels(store_root):
         store.read("pan/pan_01", "rgb", pixels=True)
 
 
+def test_reader_reads_a_box_of_every_frame_into_a_given_array(store_root):
+    """What the training data path reads: only a crop of each frame, straight into a batch row."""
+    store = Store(store_root)
+    full = store.read("zoom/zoom_02", "rgb", 2, 9)                     # (7, 128, 171, 3)
+    box = store.read("zoom/zoom_02", "rgb", 2, 9, box=(5, 140, 20, 31))  # rows 5..24, columns 140..170 (the last)
+    np.testing.assert_array_equal(box, full[:, 5:25, 140:171])
+    row = np.full((7, 20, 31, 3), 7, np.uint8)
+    assert store.read("zoom/zoom_02", "rgb", 2, 9, box=(5, 140, 20, 31), out=row) is row
+    np.testing.assert_array_equal(row, full[:, 5:25, 140:171])
+    with pytest.raises(IndexError, match="box"):
+        store.read("zoom/zoom_02", "rgb", 2, 9, box=(5, 141, 20, 31))   # one column past the right edge
+    with pytest.raises(ValueError, match="out must be"):
+        store.read("zoom/zoom_02", "rgb", 2, 9, out=np.empty((7, 128, 171, 3), np.float32))
+
+
 def test_reader_is_safe_in_dataloader_workers(store_root):
     torch = pytest.importorskip("torch")
 

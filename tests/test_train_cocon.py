@@ -11,36 +11,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests import conftest
-from tests.conftest import ROOT, kill_after_first_epoch, run_cli
+from tests.conftest import ROOT, TINY_COCON, cocon_args, kill_after_first_epoch
 from train.cocon import main as train_main
 from train.config import load_config
 from train.engine.distributed import DistInfo
 from train.engine.runner import Runner
 from train.methods.cocon import CoconConfig, CoconStage, CoconStageJob
 
-TINY = [*conftest.TINY, "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2", "log_every=1",
-        "optim.plateau_patience=100"]
-
-
-@pytest.fixture(scope="module")
-def store(sample_videos, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("train") / "store"
-    assert run_cli("run", "--videos", sample_videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress") == 0
-    return root
-
-
-def _args(store: Path, out: Path, *extra: str) -> list[str]:
-    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
-            f"data.root={store}", f"out={out}", "data.views=[rgb, flow_dis]", *TINY, *extra]
-
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=False)["model"]
 
 
-def test_both_stages_run_and_write_their_folders(store, tmp_path, capsys):
-    rc = train_main(_args(store, tmp_path, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1"))
+def test_both_stages_run_and_write_their_folders(cocon_store, tmp_path, capsys):
+    rc = train_main(cocon_args(cocon_store, tmp_path, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1"))
     assert rc == 0, capsys.readouterr().err
     run = tmp_path / "sample"
     for stage in ("cpc-rgb", "cpc-flow_dis", "cocon"):
@@ -58,8 +42,9 @@ def test_both_stages_run_and_write_their_folders(store, tmp_path, capsys):
     assert "run folder" in capsys.readouterr().err
 
 
-def test_cocon_gradients_reach_every_view(store, tmp_path):
-    cfg = load_config(None, [f"data.root={store}", f"out={tmp_path}", "data.views=[rgb, flow_dis]", *TINY], CoconConfig)
+def test_cocon_gradients_reach_every_view(cocon_store, tmp_path):
+    cfg = load_config(None, [f"data.root={cocon_store}", f"out={tmp_path}", "data.views=[rgb, flow_dis]", *TINY_COCON],
+                      CoconConfig)
     dist = DistInfo()
     runner = Runner(CoconStageJob(cfg, CoconStage("cocon", 1, ["rgb", "flow_dis"], cooperative=True), dist), dist,
                     resume=False)
@@ -72,8 +57,8 @@ def test_cocon_gradients_reach_every_view(store, tmp_path):
     assert values["sim/flow_dis-rgb"] > 0 and values["sync/flow_dis-rgb"] > 0
 
 
-def test_tiny_model_overfits_a_handful_of_clips(store, tmp_path):
-    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=60",
+def test_tiny_model_overfits_a_handful_of_clips(cocon_store, tmp_path):
+    args = cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=60",
                  "optim.lr=5e-3", "augment.grey_p=0", "augment.jitter=[0, 0, 0, 0]", "data.batch_size=3")
     assert train_main(args) == 0
     lines = [json.loads(x) for x in (tmp_path / "sample" / "cpc-rgb" / "metrics.jsonl").read_text().splitlines()]
@@ -82,18 +67,18 @@ def test_tiny_model_overfits_a_handful_of_clips(store, tmp_path):
     assert last < 0.6 * first
 
 
-def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
+def test_kill_during_training_then_resume_equals_uninterrupted(cocon_store, tmp_path):
     extra = ["schedule.cpc_epochs=3", "schedule.cocon_epochs=3", "data.views=[rgb, flow_dis]"]
     cmd = [sys.executable, "-m", "train.cocon"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    ref = subprocess.run(cmd + _args(store, tmp_path / "ref", *extra), cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=600)
+    ref = subprocess.run(cmd + cocon_args(cocon_store, tmp_path / "ref", *extra), cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
     metrics = tmp_path / "killed" / "sample" / "cocon" / "metrics.jsonl"
-    done = kill_after_first_epoch(cmd + _args(store, tmp_path / "killed", *extra), metrics, env)
+    done = kill_after_first_epoch(cmd + cocon_args(cocon_store, tmp_path / "killed", *extra), metrics, env)
     assert 1 <= done < 3
-    resumed = subprocess.run(cmd + _args(store, tmp_path / "killed", *extra) + ["--resume"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(cmd + cocon_args(cocon_store, tmp_path / "killed", *extra) + ["--resume"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "cpc-rgb: finished earlier" in resumed.stderr
     a = _weights(tmp_path / "ref" / "sample" / "cocon" / "checkpoint.pth")
@@ -103,7 +88,7 @@ def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
-def test_nan_loss_stops_with_the_last_good_checkpoint(store, tmp_path, capsys, monkeypatch):
+def test_nan_loss_stops_with_the_last_good_checkpoint(cocon_store, tmp_path, capsys, monkeypatch):
     import train.methods.cocon.step as step
     real = step.cpc_loss
     calls = {"n": 0}
@@ -114,7 +99,8 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(store, tmp_path, capsys, m
         return (loss * float("nan"), stats) if calls["n"] > 6 else (loss, stats)
 
     monkeypatch.setattr(step, "cpc_loss", poisoned)
-    rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=5"))
+    rc = train_main(cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]",
+                               "schedule.cpc_epochs=5"))
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 4
     assert err[-1].startswith("error: the loss became nan in stage cpc-rgb, epoch ")
@@ -129,20 +115,20 @@ def test_nan_loss_stops_with_the_last_good_checkpoint(store, tmp_path, capsys, m
     (["data.views=[rgb, pose]"], "pose"),
     (["data.root=/nonexistent/store"], "data.root '/nonexistent/store' is not a folder"),
 ])
-def test_user_errors_are_one_line(store, tmp_path, capsys, extra, message):
-    rc = train_main(_args(store, tmp_path, *extra))
+def test_user_errors_are_one_line(cocon_store, tmp_path, capsys, extra, message):
+    rc = train_main(cocon_args(cocon_store, tmp_path, *extra))
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
 
 def test_a_store_that_is_not_a_store(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert train_main(_args(tmp_path / "empty", tmp_path)) == 2
+    assert train_main(cocon_args(tmp_path / "empty", tmp_path)) == 2
     assert "is not a store" in capsys.readouterr().err
 
 
-def test_existing_run_needs_resume(store, tmp_path, capsys):
-    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
+def test_existing_run_needs_resume(cocon_store, tmp_path, capsys):
+    args = cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
     assert train_main(args) == 0
     capsys.readouterr()
     assert train_main(args) == 2
@@ -151,7 +137,7 @@ def test_existing_run_needs_resume(store, tmp_path, capsys):
     assert "cpc-rgb: finished earlier" in capsys.readouterr().err
 
 
-def test_worker_processes_give_the_same_training_as_the_main_process(store, tmp_path, capsys):
+def test_worker_processes_give_the_same_training_as_the_main_process(cocon_store, tmp_path, capsys):
     """Items depend only on (seed, epoch, index): with 2 worker processes or none, the slot loader (and,
     separately, the DataLoader) feeds identical batches, so the weights after a stage are identical. One torch
     thread: multi-threaded CPU kernels may sum in another order from run to run."""
@@ -161,7 +147,7 @@ def test_worker_processes_give_the_same_training_as_the_main_process(store, tmp_
     for name, extra in (("main", ["data.workers=0"]), ("slots", ["data.workers=2"]),
                         ("torch-main", ["data.workers=0", "data.loader=torch"]),
                         ("torch", ["data.workers=2", "data.loader=torch"])):
-        rc = train_main(_args(store, tmp_path / name, "schedule.stage=cpc", "schedule.cpc_epochs=2",
+        rc = train_main(cocon_args(cocon_store, tmp_path / name, "schedule.stage=cpc", "schedule.cpc_epochs=2",
                               "data.views=[rgb]", *extra))
         assert rc == 0, capsys.readouterr().err
         weights[name] = _weights(tmp_path / name / "sample" / "cpc-rgb" / "checkpoint.pth")

@@ -15,24 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests import conftest
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cocon_args, run_cli
 from train.cocon import main as train_main
-
-TINY = [*conftest.TINY, "data.repeats=1", "model.sizes={rgb: 32, flow_dis: 32}", "data.batch_size=2",
-        "optim.plateau_patience=100"]
-
-
-@pytest.fixture(scope="module")
-def store(sample_videos, tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("errors") / "store"
-    assert run_cli("run", "--videos", sample_videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress") == 0
-    return root
-
-
-def _args(store: Path, out: Path, *extra: str) -> list[str]:
-    return ["--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
-            f"data.root={store}", f"out={out}", "data.views=[rgb, flow_dis]", *TINY, *extra]
 
 
 def _one_line(capsys, rc: int, expected_rc: int = 2) -> str:
@@ -52,28 +36,29 @@ def _one_line(capsys, rc: int, expected_rc: int = 2) -> str:
     (["device=foo"], "config key device must be auto, cpu, cuda or cuda:N; got 'foo'"),
     (["device=cuda:99"], "config key device is 'cuda:99' but this machine has"),
 ])
-def test_well_typed_invalid_values_are_one_line(store, tmp_path, capsys, extra, message):
-    rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1", *extra))
+def test_well_typed_invalid_values_are_one_line(cocon_store, tmp_path, capsys, extra, message):
+    rc = train_main(cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1",
+                               *extra))
     line = _one_line(capsys, rc)
     assert message in line, line
     assert not (tmp_path / "sample").exists()          # nothing written
 
 
-def test_cuda_without_cuda_is_one_line(store, tmp_path, capsys):
+def test_cuda_without_cuda_is_one_line(cocon_store, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    line = _one_line(capsys, train_main(_args(store, tmp_path, "device=cuda")))
+    line = _one_line(capsys, train_main(cocon_args(cocon_store, tmp_path, "device=cuda")))
     assert "config key device is 'cuda' but this machine has no usable CUDA GPU" in line
 
 
-def test_out_that_is_a_file_is_one_line(store, tmp_path, capsys):
+def test_out_that_is_a_file_is_one_line(cocon_store, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
-    line = _one_line(capsys, train_main(_args(store, tmp_path / "afile" / "deeper")))
+    line = _one_line(capsys, train_main(cocon_args(cocon_store, tmp_path / "afile" / "deeper")))
     assert line == f"error: config key out: {tmp_path / 'afile'} is a file, not a folder for runs"
 
 
-def test_overrides_are_accepted_after_resume(store, tmp_path, capsys):
-    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
+def test_overrides_are_accepted_after_resume(cocon_store, tmp_path, capsys):
+    args = cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
     assert train_main(args) == 0
     capsys.readouterr()
     # `--resume` in the middle of the overrides: the ones after it count too (cpc_epochs=2 trains one more epoch)
@@ -83,9 +68,9 @@ def test_overrides_are_accepted_after_resume(store, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def finished_run(store, tmp_path_factory) -> Path:
+def finished_run(cocon_store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finished")
-    assert train_main(_args(store, out, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1")) == 0
+    assert train_main(cocon_args(cocon_store, out, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1")) == 0
     return out
 
 
@@ -94,12 +79,12 @@ def finished_run(store, tmp_path_factory) -> Path:
     (lambda b: b"", "cannot be read (truncated or not a checkpoint?): Ran out of input"),
     (lambda b: bytes(range(256)) * 20, "cannot be read (truncated or not a checkpoint?)"),
 ])
-def test_resume_from_a_damaged_checkpoint_is_one_line(finished_run, tmp_path, capsys, damage, message, store):
+def test_resume_from_a_damaged_checkpoint_is_one_line(finished_run, tmp_path, capsys, damage, message, cocon_store):
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     ckpt = run / "sample" / "cocon" / "checkpoint.pth"
     ckpt.write_bytes(damage(ckpt.read_bytes()))
-    line = _one_line(capsys, train_main(_args(store, run, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
+    line = _one_line(capsys, train_main(cocon_args(cocon_store, run, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
                                               "--resume")))
     assert line.startswith(f"error: checkpoint {ckpt} ") and message in line, line
 
@@ -110,9 +95,9 @@ def test_resume_from_a_damaged_checkpoint_is_one_line(finished_run, tmp_path, ca
     (["model.depth=34"], "changed since: model.depth: 18 -> 34"),
     (["data.views=[rgb]"], "weight(s) this run's model lacks (e.g. views.flow_dis."),
 ])
-def test_resume_with_another_model_names_the_difference(finished_run, capsys, extra, message, store):
-    line = _one_line(capsys, train_main(_args(store, finished_run, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
-                                              *extra, "--resume")))
+def test_resume_with_another_model_names_the_difference(finished_run, capsys, extra, message, cocon_store):
+    line = _one_line(capsys, train_main(cocon_args(cocon_store, finished_run, "schedule.cpc_epochs=1",
+                                                   "schedule.cocon_epochs=1", *extra, "--resume")))
     assert line.startswith("error: cannot resume from ") and "checkpoint.pth" in line and message in line, line
 
 
@@ -121,7 +106,7 @@ class _Killed(BaseException):
 
 
 @pytest.mark.parametrize("when", ["after_checkpoint", "before_checkpoint"])
-def test_metrics_are_complete_after_a_kill_around_the_checkpoint(store, tmp_path, monkeypatch, when):
+def test_metrics_are_complete_after_a_kill_around_the_checkpoint(cocon_store, tmp_path, monkeypatch, when):
     """A kill between an epoch's checkpoint and its metrics line used to lose the line; now the line is written
     first, and a line whose epoch the checkpoint never got is trimmed when that epoch is redone."""
     import train.engine.runner as runner
@@ -134,7 +119,7 @@ def test_metrics_are_complete_after_a_kill_around_the_checkpoint(store, tmp_path
         if extra["epoch"] == 2:
             raise _Killed()
 
-    args = _args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=3")
+    args = cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=3")
     monkeypatch.setattr(runner, "save_training_state", dying)
     with pytest.raises(_Killed):
         train_main(args)
@@ -163,9 +148,9 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _start_with_workers(store: Path, out: Path, loader: str) -> tuple[subprocess.Popen, set[int]]:
+def _start_with_workers(cocon_store: Path, out: Path, loader: str) -> tuple[subprocess.Popen, set[int]]:
     """A long cpc run with 2 data workers, in its own process group, once its workers are running."""
-    cmd = [sys.executable, "-m", "train.cocon", *_args(store, out, "schedule.stage=cpc", "data.views=[rgb]",
+    cmd = [sys.executable, "-m", "train.cocon", *cocon_args(cocon_store, out, "schedule.stage=cpc", "data.views=[rgb]",
                                                        "schedule.cpc_epochs=200", "data.workers=2",
                                                        f"data.loader={loader}")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
@@ -183,9 +168,9 @@ def _start_with_workers(store: Path, out: Path, loader: str) -> tuple[subprocess
 
 
 @pytest.mark.parametrize("loader", ["slots", "torch"])
-def test_data_workers_exit_when_the_trainer_is_killed(store, tmp_path, loader):
+def test_data_workers_exit_when_the_trainer_is_killed(cocon_store, tmp_path, loader):
     """kill -9 of the main process only (not its group): the workers used to live on as orphans forever."""
-    proc, workers = _start_with_workers(store, tmp_path, loader)
+    proc, workers = _start_with_workers(cocon_store, tmp_path, loader)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     deadline = time.time() + 10
@@ -204,9 +189,9 @@ def test_data_workers_exit_when_the_trainer_is_killed(store, tmp_path, loader):
                           "with --resume to continue"),
 ])
 @pytest.mark.parametrize("loader", ["slots", "torch"])
-def test_ctrl_c_and_sigterm_end_with_one_line_and_keep_the_checkpoint(store, tmp_path, sig, rc, line, loader):
+def test_ctrl_c_and_sigterm_end_with_one_line_and_keep_the_checkpoint(cocon_store, tmp_path, sig, rc, line, loader):
     """Ctrl-C reaches the whole process group (main and workers), as a terminal sends it; Slurm's SIGTERM too."""
-    proc, workers = _start_with_workers(store, tmp_path, loader)
+    proc, workers = _start_with_workers(cocon_store, tmp_path, loader)
     os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == rc, err[-3000:]
@@ -219,7 +204,7 @@ def test_ctrl_c_and_sigterm_end_with_one_line_and_keep_the_checkpoint(store, tmp
 SHM_FULL = "unable to allocate shared memory(shm) for file </torch_1_2_3>: No space left on device (28)"
 
 
-def test_slot_loader_out_of_shared_memory_is_one_line_with_the_numbers(store, tmp_path, capsys, monkeypatch):
+def test_slot_loader_out_of_shared_memory_is_one_line_with_the_numbers(cocon_store, tmp_path, capsys, monkeypatch):
     """What Docker's 64 MB /dev/shm gives (8 workers, batch 6, 128 px); here the allocation is made to fail as
     torch fails it. 2 workers -> 5 slots of 2 clips of 40 x 112 x 112 x 3 bytes (crop 0.875 of the stored
     128) + 2 int64 labels (index, label)."""
@@ -227,7 +212,7 @@ def test_slot_loader_out_of_shared_memory_is_one_line_with_the_numbers(store, tm
         raise RuntimeError(SHM_FULL)
 
     monkeypatch.setattr(torch.Tensor, "share_memory_", full)
-    rc = train_main(_args(store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1",
+    rc = train_main(cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1",
                           "data.workers=2"))
     line = _one_line(capsys, rc)
     item = 40 * 112 * 112 * 3 + 2 * 8
@@ -235,6 +220,38 @@ def test_slot_loader_out_of_shared_memory_is_one_line_with_the_numbers(store, tm
            f"{2 * item / 2**20:.1f} MB each) in /dev/shm" in line, line
     assert "docker run --shm-size=1g, or --ipc=host" in line and "lower data.workers or data.batch_size" in line
 
+
+# `python -m train.cocon` with the call that gives a DataLoader worker's collate a new /dev/shm segment for each
+# batch failing as it fails when /dev/shm is full (inherited by the forked workers).
+_SHM_FULL_IN_WORKERS = f"""
+import sys, torch
+def full(cls, size):
+    raise RuntimeError({SHM_FULL!r})
+torch.UntypedStorage._new_using_fd_cpu = classmethod(full)
+torch.UntypedStorage._new_using_filename_cpu = classmethod(full)
+from train.cocon import main
+from train.engine.distributed import exit_process
+exit_process(main(sys.argv[1:]))
+"""
+
+
+def test_dataloader_out_of_shared_memory_is_one_line_and_the_process_ends(cocon_store, tmp_path):
+    """data.loader=torch: the worker's error reaches the main process, which says it in one line and exits 2.
+    A subprocess with a hard timeout: the run used to print the line and then hang at exit, multiprocessing
+    waiting for workers that ignore SIGTERM. 2 workers x 2 prefetched batches of 2 clips of 40 x 112 x 112 x 3
+    bytes + 2 int64 labels."""
+    cmd = [sys.executable, "-c", _SHM_FULL_IN_WORKERS,
+           *cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1",
+                  "data.workers=2", "data.loader=torch")]
+    proc = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=120)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    item = 40 * 112 * 112 * 3 + 2 * 8
+    assert err[-1].startswith("error: out of shared memory: the data loader with data.workers=2 needs about "
+                              f"{4 * 2 * item / 2**20:.0f} MB (4 batches of 2 clips, {2 * item / 2**20:.1f} MB "
+                              "each) in /dev/shm"), err[-1]
+    assert "docker run --shm-size=1g, or --ipc=host" in err[-1] and "lower data.workers or data.batch_size" in err[-1]
 
 
 def test_skip_failed_trains_without_the_videos_the_store_records_as_failed(sample_videos, tmp_path, capsys, caplog):
@@ -247,7 +264,7 @@ def test_skip_failed_trains_without_the_videos_the_store_records_as_failed(sampl
     root = tmp_path / "store"
     run_cli("run", "--videos", videos, "--out", root, "--views", "rgb,flow_dis", "--no-progress")
     capsys.readouterr()
-    args = _args(root, tmp_path / "runs", "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
+    args = cocon_args(root, tmp_path / "runs", "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1")
     line = _one_line(capsys, train_main(args))
     assert "view rgb lacks 1 of the 7 videos" in line and "broken" in line, line
     assert train_main(args + ["data.skip_failed=true"]) == 0

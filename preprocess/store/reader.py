@@ -104,14 +104,18 @@ class Store:
                                    f"run` with the same options to set it aside and remake it") from None
         return self._files[key]
 
-    def _group(self, video_id: str, view: str) -> h5py.Group:
+    def _shard_file(self, video_id: str, view: str) -> h5py.File:
+        """The open shard that holds a video's entry in a view (a UserError for an unknown view or video)."""
         if view not in self.view_meta:
             raise UserError(f"view {view!r} is not in {self.root} (it has: {', '.join(self.views) or 'none'})")
         try:
             shard = self.manifest.shard_of(video_id)
         except KeyError:
             raise UserError(f"video {video_id!r} is not in {self.root}") from None
-        f = self._file(view, shard)
+        return self._file(view, shard)
+
+    def _group(self, video_id: str, view: str) -> h5py.Group:
+        f = self._shard_file(video_id, view)
         key = video_key(video_id)
         if key not in f["videos"]:
             reason = next((x["reason"] for x in shard_failures(f) if x["id"] == video_id), "not stored")
@@ -147,7 +151,20 @@ class Store:
         return [r.id for r in self.manifest.records if r.id in present]
 
     def num_frames(self, video_id: str, view: str) -> int:
-        return int(self._group(video_id, view)["frames"].shape[0])
+        return self.frame_shape(video_id, view)[0]
+
+    def frame_shape(self, video_id: str, view: str) -> tuple[int, ...]:
+        """(T, H, W, C) of a video's stored frames in a view, read from the metadata only."""
+        return tuple(int(n) for n in self._frames(video_id, view).shape)
+
+    def _frames(self, video_id: str, view: str) -> h5py.h5d.DatasetID:
+        """A video's frames dataset, opened with one low-level call: a training read opens it for every clip,
+        and h5py's Group/Dataset wrappers cost more than reading a chunk."""
+        f = self._shard_file(video_id, view)
+        try:
+            return h5py.h5d.open(f.id, f"videos/{video_key(video_id)}/frames".encode())
+        except KeyError:
+            return self._group(video_id, view)["frames"].id  # raises the one line that says why it is absent
 
     def frame_indices(self, video_id: str, view: str) -> np.ndarray:
         """Source frame index of every stored frame (identical across the views of a video)."""
@@ -166,20 +183,37 @@ class Store:
     def video_attrs(self, video_id: str, view: str) -> dict[str, Any]:
         return dict(self._group(video_id, view).attrs)
 
-    def read(self, video_id: str, view: str, t0: int = 0, t1: int | None = None,
-             pixels: bool = False) -> np.ndarray:
-        """Stored frames [t0, t1) as uint8 (T, H, W, C); for a flow view with pixels=True, float32 pixels."""
-        frames = self._group(video_id, view)["frames"]
-        n = frames.shape[0]
+    def read(self, video_id: str, view: str, t0: int = 0, t1: int | None = None, pixels: bool = False,
+             box: tuple[int, int, int, int] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """Stored frames [t0, t1) as uint8 (T, H, W, C), or only the rectangle box = (top, left, height, width)
+        of each (HDF5 copies just that out of the decompressed chunks), written into `out` when given (a
+        C-contiguous uint8 array of that shape, e.g. a row of a loader's batch); for a flow view with
+        pixels=True, float32 pixels. Every chunk's Fletcher-32 checksum is checked where the store has one."""
+        frames = self._frames(video_id, view)
+        n, height, width, channels = frames.shape
         t1 = n if t1 is None else t1
         if not 0 <= t0 <= t1 <= n:
             raise IndexError(f"frames [{t0}, {t1}) out of range for {video_id!r} in {view} ({n} stored)")
-        try:
-            data = frames[t0:t1]
-        except OSError as exc:
-            raise StoreDamaged(f"frames [{t0}, {t1}) of {video_id!r} in {frames.file.filename} are damaged "
-                               f"({' '.join(str(exc).split())}): check with `python -m preprocess verify --deep "
-                               f"{self.root}`") from None
+        top, left, rows, cols = (0, 0, height, width) if box is None else box
+        if not (0 <= top and 0 <= left and 0 <= rows and 0 <= cols and top + rows <= height and left + cols <= width):
+            raise IndexError(f"box {box} out of range for {height}x{width} frames of {video_id!r} in {view}")
+        shape = (t1 - t0, rows, cols, channels)
+        if out is None:
+            data = np.empty(shape, dtype=frames.dtype)
+        elif out.shape != shape or out.dtype != frames.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {frames.dtype} array of shape {shape}, got {out.dtype} "
+                             f"{out.shape}")
+        else:
+            data = out
+        if data.size:
+            space = frames.get_space()
+            space.select_hyperslab((t0, top, left, 0), data.shape)
+            try:
+                frames.read(h5py.h5s.create_simple(data.shape), space, data)
+            except OSError as exc:
+                raise StoreDamaged(f"frames [{t0}, {t1}) of {video_id!r} in {self._shard_file(video_id, view).filename}"
+                                   f" are damaged ({' '.join(str(exc).split())}): check with `python -m preprocess "
+                                   f"verify --deep {self.root}`") from None
         if pixels:
             meta = self.view_meta[view]
             if meta.get("kind") != "flow":

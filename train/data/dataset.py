@@ -80,13 +80,19 @@ def cut_clip(frames: torch.Tensor, top: int, left: int, side: int, flip: bool,
     return out
 
 
-def read_span(store: Store, video_id: str, view: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """One store read of the frames [min(idx), max(idx)], and `idx` relative to it (None: the span is idx)."""
+def read_span(store: Store, video_id: str, view: str, idx: np.ndarray, box: tuple[int, int, int, int] | None = None,
+              out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """One store read of the frames [min(idx), max(idx)] (only `box` = (top, left, height, width) of each when
+    given), and `idx` relative to it (None: the span is idx, and then read into `out` when given)."""
     t0, t1 = int(idx.min()), int(idx.max()) + 1
-    data = store.read(video_id, view, t0, t1)
     if t1 - t0 == len(idx) and np.array_equal(idx, np.arange(t0, t1)):
-        return data, None
-    return data, idx - t0
+        return store.read(video_id, view, t0, t1, box=box, out=out), None
+    return store.read(video_id, view, t0, t1, box=box), idx - t0
+
+
+def _same_tensor(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors are the same elements of the same memory."""
+    return a.data_ptr() == b.data_ptr() and a.shape == b.shape and a.stride() == b.stride()
 
 
 def _open_store(root: str | Path) -> Store:
@@ -192,17 +198,22 @@ def _drop_failed(store: Store, records: list[VideoRecord], views: list[str], wha
     return [r for r in records if r.id not in failed]
 
 
-def _frame_counts(store: Store, ids: list[str], views: list[str]) -> list[int]:
-    """Stored frames per video, checked equal in every view (aligned views)."""
-    counts = []
+FrameSizes = tuple[tuple[int, int], ...]  # (height, width) of each view's frames, in the dataset's view order
+
+
+def _frame_shapes(store: Store, ids: list[str], views: list[str]) -> tuple[list[int], list[FrameSizes]]:
+    """Stored frames per video, checked equal in every view (aligned views), and each view's frame size
+    (height, width) per video, in `views` order."""
+    counts, sizes = [], []
     for vid in ids:
-        per_view = {v: store.num_frames(vid, v) for v in views}
-        if len(set(per_view.values())) > 1:
-            shown = ", ".join(f"{v} {n}" for v, n in per_view.items())
+        shapes = {v: store.frame_shape(vid, v) for v in views}
+        if len({s[0] for s in shapes.values()}) > 1:
+            shown = ", ".join(f"{v} {s[0]}" for v, s in shapes.items())
             raise DataError(f"video {vid} is not aligned across views ({shown} frames): "
                             f"check the store with `python -m preprocess verify`")
-        counts.append(next(iter(per_view.values())))
-    return counts
+        counts.append(shapes[views[0]][0])
+        sizes.append(tuple((s[1], s[2]) for s in shapes.values()))
+    return counts, sizes
 
 
 def subset_indices(n: int, fraction: float, seed: int) -> np.ndarray:
@@ -236,6 +247,7 @@ class MultiViewClips(Dataset):
         if seed < 0:
             raise DataError(f"seed must be >= 0, got {seed}")
         self.store = _open_store(root)
+        self._rows: dict[str, torch.Tensor] | None = None   # where `fill_rows` has the views written
         self.views = list(views)
         self.cuts = _view_cuts(self.store, self.views, crop_fraction)
         self.num_blocks, self.block_frames, self.short = num_blocks, block_frames, short
@@ -250,7 +262,7 @@ class MultiViewClips(Dataset):
                 self.num_failed_skipped = len(records) - len(kept)
                 records = kept
             _check_stored(self.store, records, self.views, what)
-            counts = _frame_counts(self.store, [r.id for r in records], self.views)
+            counts, sizes = _frame_shapes(self.store, [r.id for r in records], self.views)
         except DataError:
             raise
         except UserError as exc:  # e.g. a shard file missing: the store's own one-line message
@@ -269,6 +281,7 @@ class MultiViewClips(Dataset):
         keep = [keep[i] for i in subset_indices(len(keep), fraction, seed)]
         self.records: list[VideoRecord] = [records[i] for i in keep]
         self.num_frames: list[int] = [counts[i] for i in keep]
+        self.frame_sizes: list[FrameSizes] = [sizes[i] for i in keep]
 
     @property
     def crop_sides(self) -> dict[str, int]:
@@ -304,10 +317,22 @@ class MultiViewClips(Dataset):
         assert idx is not None  # videos without a window were dropped at build time
         return idx
 
-    def read_frames(self, video_id: str, cut: ViewCut, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """uint8 (S, H, W, C) frames of one view holding the window, and the window's indices into them (None:
-        all, in order); the only I/O of a sample, which a subclass may replace."""
-        return read_span(self.store, video_id, cut.name, idx)
+    def read_frames(self, video_id: str, cut: ViewCut, idx: np.ndarray, top: int, left: int,
+                    out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 (S, c, c, C) frames of one view holding the window, cropped to the c×c square at (top, left),
+        and the window's indices into them (None: all, in order, and then read into `out` when given); the
+        only I/O of a sample, which a subclass may replace. The store copies only the crop out of its
+        decompressed chunks."""
+        return read_span(self.store, video_id, cut.name, idx, (top, left, cut.side, cut.side), out)
+
+    def fill_rows(self, index: int, rows: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Item `index` with each view written straight into `rows[view]` (uint8 of the `item_spec` shape, e.g.
+        a row of a loader's batch) and returned as that tensor: the values of `self[index]`, one copy fewer."""
+        self._rows = rows
+        try:
+            return self[index]
+        finally:
+            self._rows = None
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Sample `index` of the current epoch: {"index", "label", <view>: uint8 (N·K, c, c, C)}."""
@@ -322,15 +347,19 @@ class MultiViewClips(Dataset):
         flip drawn from `rng` (centred, no flip without)."""
         record = self.records[video]
         sample: dict[str, Any] = {"label": int(record.label)}
-        for cut in self.cuts:
-            frames, local = self.read_frames(record.id, cut, idx)
+        for cut, (height, width) in zip(self.cuts, self.frame_sizes[video]):
             try:
-                top, left = crop_box(frames.shape[1], frames.shape[2], cut.side, rng)
+                top, left = crop_box(height, width, cut.side, rng)
             except ValueError as exc:
                 raise DataError(f"video {record.id}, view {cut.name}: {exc}") from None
             flip = rng is not None and bool(rng.random() < 0.5) and cut.flippable
-            sample[cut.name] = cut_clip(torch.from_numpy(frames), top, left, cut.side, flip, cut.flip_perm,
-                                        None if local is None else torch.from_numpy(local))
+            row = None if self._rows is None else self._rows[cut.name]
+            frames, local = self.read_frames(record.id, cut, idx, top, left, None if row is None else row.numpy())
+            clip = cut_clip(torch.from_numpy(frames), 0, 0, cut.side, flip, cut.flip_perm,
+                            None if local is None else torch.from_numpy(local))
+            if row is not None and not _same_tensor(clip, row):
+                row.copy_(clip)     # flipped or picked frames (new memory), or frames a subclass read elsewhere
+            sample[cut.name] = clip if row is None else row
         return sample
 
 

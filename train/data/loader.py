@@ -32,15 +32,19 @@ POLL_SECONDS = 5.0
 
 
 def _fill(dataset: Any, slot: dict[str, torch.Tensor], indices: Sequence[int]) -> None:
-    """Copy items `indices` of `dataset` into the first rows of a slot (each item copied exactly once)."""
+    """Put items `indices` of `dataset` into the first rows of a slot: written there by the dataset when it
+    can (`fill_rows`), else copied there (each item copied exactly once)."""
     for i, index in enumerate(indices):
-        item = dataset[index]
-        for key, target in slot.items():
+        rows = {key: target[i] for key, target in slot.items()}
+        item = dataset.fill_rows(index, rows) if hasattr(dataset, "fill_rows") else dataset[index]
+        for key, row in rows.items():
             value = item[key]
+            if value is row:
+                continue
             if torch.is_tensor(value):
-                target[i].copy_(value)
+                row.copy_(value)
             else:
-                target[i] = value
+                slot[key][i] = value
 
 
 def _worker(dataset: Any, slots: list[dict[str, torch.Tensor]], tasks: Any, done: Any, parent_pid: int) -> None:

@@ -54,17 +54,26 @@ class HeldStart:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        with signals_held():
+            batches = iter(self.loader)      # forks the workers
+        error = None
         try:
-            with signals_held():
-                batches = iter(self.loader)      # forks the workers
             yield from batches
         except RuntimeError as exc:
             if not is_shm_exhausted(exc):
                 raise
             workers = self.loader.num_workers
             batches_held = workers * (self.loader.prefetch_factor or 2)
-            raise shm_error(batches_held, batch_bytes(self.loader.dataset, self.loader.batch_size or 1), workers,
-                            self.loader.batch_size or 1) from None
+            error = shm_error(batches_held, batch_bytes(self.loader.dataset, self.loader.batch_size or 1), workers,
+                              self.loader.batch_size or 1)
+        finally:
+            # Stop the workers now, not when the iterator is garbage-collected: they ignore SIGTERM, so at exit
+            # multiprocessing would wait for them forever while an error's traceback still holds the iterator.
+            shutdown = getattr(batches, "_shutdown_workers", None)
+            if shutdown is not None:
+                shutdown()
+        if error is not None:
+            raise error          # outside the except block: no traceback of the worker's error kept alive
 
 
 def augment_generator(dist: DistInfo, seed: int, epoch: int, split: str) -> torch.Generator:
