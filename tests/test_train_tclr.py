@@ -268,6 +268,8 @@ def test_warm_up_multipliers_then_a_tenfold_cut_after_patience_epochs_without_a_
     (["data.views=[rgb, flow_dis]"], "several data.views need loss.cooperative=true"),
     (["loss.ll_reduction=max"], "config key loss.ll_reduction must be one of sum, mean"),
     (["model.depth=34"], "config key model.depth must be one of 18"),
+    (["data.num_blocks=4"], "unknown config key 'data.num_blocks'"),   # TCLR cuts clips by clip_frames
+    (["data.holdout=0.3", "data.train_split=1"], "with data.train_split set, the split decides"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, extra, message):
     assert tclr_main(["--config", str(CONFIG), f"out={tmp_path}", *TINY, *extra]) == 2
