@@ -16,6 +16,7 @@ import torch
 
 from tests.conftest import ROOT, kill_after_first_epoch, run_cli
 from tests.helpers import ddp_tclr_worker as ddp
+from tests.helpers.ddp_result import assert_equals_one_process, torchrun_two_ranks
 from train.data.clip_augment import ClipAugment
 from train.data.tclr_clips import TCLRClips, TCLRClipSpec, split_sparse_dense
 from train.methods.tclr.config import LossConfig
@@ -118,22 +119,13 @@ def test_cooperative_tclr_gradients_reach_every_views_encoder():
 
 
 def test_two_process_tclr_loss_and_gradients_equal_one_process(tmp_path):
-    from tests.test_train_distributed import _torchrun
     out = tmp_path / "ddp.pt"
-    res = _torchrun("-m", "tests.helpers.ddp_tclr_worker", str(out), timeout=300)
+    res = torchrun_two_ranks("-m", "tests.helpers.ddp_tclr_worker", str(out), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    two = torch.load(out, weights_only=False)
     model = ddp.make_model()
     one = tclr_losses(LossConfig(), model(ddp.make_inputs(0, ddp.GLOBAL_BATCH)), offset=0)
     one.total.backward()
-    values = {**one.terms, "total": float(one.total.detach())}
-    assert set(values) == set(two["values"]) and len(values) == 6     # 4 terms, tclr/rgb, total
-    for key, value in values.items():
-        assert abs(value - two["values"][key]) < 1e-5 * max(1.0, abs(value)), (key, value, two["values"][key])
-    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert grads.keys() == two["grads"].keys() and len(grads) > 20
-    for name, g in grads.items():
-        torch.testing.assert_close(two["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    assert_equals_one_process(out, model, one, terms=6)   # 4 terms, tclr/rgb, total
 
 
 def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
