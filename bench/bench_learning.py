@@ -10,10 +10,11 @@ docs/learning_benchmark.md) it pre-trains, for every seed, the arms
   tclr        TCLR on RGB alone (`train.tclr`: 8-frame clips at step 4, 2 dense clips, the learning set's size)
 
 with the same number of RGB-encoder steps in every pre-trained arm (TCLR: as many optimiser steps, each on
-2 x 3 clips per video), each holding out the same test videos
-(`data.holdout`, seeded by the seed) that evaluation and probing test on. Each arm is then measured with
-`python -m train.evaluate` (R@1, R@5, mean cosine of same-class and other-class test pairs, per view it has; each method's own retrieval
-feature, clip placement and input scaling) and a linear probe (`python -m train.finetune model.linear_probe=true`). A table (mean ± sd over seeds) and a plot are written.
+2 x 3 clips per video), each holding out the same test videos (`data.holdout`, seeded by the seed) that evaluation
+and probing test on. Each arm is then measured with `python -m train.evaluate` (R@1, R@5, mean cosine of
+same-class and other-class test pairs, per view it has; each method's own retrieval feature, clip placement and
+input scaling) and a linear probe (`python -m train.finetune model.linear_probe=true`). A table (mean ± sd over
+seeds) and a plot are written.
 Every step is a public command run as a subprocess; its store, runs and logs live under --work, and finished
 arms are not run again (delete <work>/results to redo them).
 

@@ -194,8 +194,9 @@ def test_a_tclr_linear_probe_tests_ten_evenly_placed_centre_cropped_clips_softma
                                                                                            tmp_path):
     from train.finetune import main as finetune_main
     rc = finetune_main(["--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
-                        f"data.root={store}", f"out={tmp_path}", *DOWNSTREAM, "name=ft", f"model.init={tclr_checkpoint}",
-                        "model.linear_probe=true", "data.repeats=1", "data.batch_size=3", "epochs=1",
+                        f"data.root={store}", f"out={tmp_path}", *DOWNSTREAM, "name=ft",
+                        f"model.init={tclr_checkpoint}", "model.linear_probe=true", "data.repeats=1",
+                        "data.batch_size=3", "epochs=1",
                         "model.precise_bn_batches=2", "data.crop_fraction=0.8"])
     assert rc == 0
     unit = tmp_path / "ft" / "holdout" / "labels100" / "rgb"

@@ -261,17 +261,17 @@ class Evaluation:
 
     def _feature_text(self) -> str:
         """How each view's video feature is made, in the words its method gives (one sentence when all agree)."""
-        d = self.cfg.data
-        texts = {v: f"{downstream(self.models[v]).feature}, averaged over "
-                    f"{describe_clips(self.clips[v].count, self.clips[v].placement, d.num_blocks, d.block_frames, d.overlap)}"
-                    f", L2-normalised" for v in self.views}
+        d, texts = self.cfg.data, {}
+        for v in self.views:
+            clips = describe_clips(self.clips[v].count, self.clips[v].placement, d.num_blocks, d.block_frames,
+                                   d.overlap)
+            texts[v] = f"{downstream(self.models[v]).feature}, averaged over {clips}, L2-normalised"
         if len(set(texts.values())) == 1:
             return f"A video's feature is {next(iter(texts.values()))}"
         return "A video's feature is, " + "; ".join(f"for {v}, {t}" for v, t in texts.items())
 
     def close(self) -> None:
         self.store.close()
-
 
 
 def _fmt(x: float | None) -> str:

@@ -108,9 +108,9 @@ class ViewAugment(torch.nn.Module):
 
     All views: to float, bilinear resize c -> size (antialias off). Then rgb: grey per frame with probability
     `grey_p` and colour jitter per frame (only with train=True, fixed at construction: a parent module's
-    `.train()` / `.eval()` does not change it, so a validation instance stays deterministic), /255 and ImageNet mean/std
-    (with normalise=False: /255 only, the [0, 1] inputs TCLR's encoders learnt from); flow: (x − 127.5)/127.5, so ±1 is ± the store's flow bound; any other kind
-    (pose, seg, ...): x/255.
+    `.train()` / `.eval()` does not change it, so a validation instance stays deterministic), /255 and ImageNet
+    mean/std (normalise=False: /255 only, the [0, 1] inputs TCLR's encoders learnt from); flow: (x − 127.5)/127.5,
+    so ±1 is ± the store's flow bound; any other kind (pose, seg, ...): x/255.
     """
 
     def __init__(self, kind: str, size: int, train: bool, grey_p: float = 0.5,

@@ -23,7 +23,7 @@ from preprocess.store import Store
 from preprocess.store.layout import shard_path
 from preprocess.store.reader import open_shard, shard_failures
 
-from .sampling import SHORT_POLICIES, crop_box, crop_side, dense_windows, even_windows, window_indices
+from .sampling import PLACEMENTS, SHORT_POLICIES, crop_box, crop_side, dense_windows, even_windows, window_indices
 
 log = logging.getLogger(__name__)
 
@@ -344,9 +344,9 @@ class DenseClips(MultiViewClips):
 
     def __init__(self, *args: Any, overlap: float = 0.5, max_windows: int = 0, placement: str = "windows",
                  **kwargs: Any) -> None:
-        if placement not in ("windows", "even") or (placement == "even" and max_windows < 1):
-            raise ValueError(f"placement must be 'windows' or 'even' (with max_windows >= 1), got {placement!r} "
-                             f"with {max_windows}")
+        if placement not in PLACEMENTS or (placement == "even" and max_windows < 1):
+            raise ValueError(f"placement must be one of {PLACEMENTS} (even with max_windows >= 1), got "
+                             f"{placement!r} with {max_windows}")
         kwargs["train"] = False
         kwargs["short"] = "spread"
         super().__init__(*args, **kwargs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 SHORT_POLICIES = ("spread", "skip")
+PLACEMENTS = ("windows", "even")   # test clips: `dense_windows` (evenly chosen), `even_windows`
 
 
 def window_indices(num_frames: int, num_blocks: int, block_frames: int, rng: np.random.Generator | None,

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from torch import Tensor, nn
 
+from ..data.sampling import PLACEMENTS
 from ..engine.distributed import DistInfo
 from ..engine.errors import ConfigError
 from ..engine.job import Job
@@ -37,7 +38,6 @@ class EncoderRequest:
     dropout: float = 0.1                 # recurrent dropout (CoCon's ConvGRU)
 
 
-PLACEMENTS = ("windows", "even")
 
 
 @dataclass(frozen=True)
