@@ -7,12 +7,14 @@ docs/learning_benchmark.md) it pre-trains, for every seed, the arms
   cpc         CPC on each view alone (`schedule.stage=cpc`) for cpc + cocon epochs
   cocon       CoCon: CPC for cpc epochs, then rgb + flow together for cocon epochs
   authors     CoCon with `preset=authors-code` (the authors' code's objective)
-  tclr        TCLR on RGB (skipped with a message while `train.tclr` does not exist)
+  tclr        TCLR on RGB alone (`train.tclr`: 8-frame clips at step 4, 2 dense clips, the learning set's size)
 
-with the same number of RGB-encoder steps in every pre-trained arm, each holding out the same test videos
-(`data.holdout`, seeded by the seed) that evaluation and probing test on. Each arm is then measured with
-`python -m train.evaluate` (R@1, R@5, mean cosine of same-class and other-class test pairs, per view) and a linear
-probe (`python -m train.finetune model.linear_probe=true`). A table (mean ± sd over seeds) and a plot are written.
+with the same number of RGB-encoder steps in every pre-trained arm (TCLR: as many optimiser steps, each on
+2 x 3 clips per video), each holding out the same test videos (`data.holdout`, seeded by the seed) that evaluation
+and probing test on. Each arm is then measured with `python -m train.evaluate` (R@1, R@5, mean cosine of
+same-class and other-class test pairs, per view it has; each method's own retrieval feature, clip placement and
+input scaling) and a linear probe (`python -m train.finetune model.linear_probe=true`). A table (mean ± sd over
+seeds) and a plot are written.
 Every step is a public command run as a subprocess; its store, runs and logs live under --work, and finished
 arms are not run again (delete <work>/results to redo them).
 
@@ -23,7 +25,6 @@ arms are not run again (delete <work>/results to redo them).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -37,10 +38,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+from train.models.r3d import time_cells  # noqa: E402  (after the path: the repository's train package)
 CONFIGS = REPO_ROOT / "configs"
 PRETRAIN_CONFIG = CONFIGS / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"
 FINETUNE_CONFIG = CONFIGS / "finetune_r18w0.125-64_sample-rgb-flow.yaml"
 EVALUATE_CONFIG = CONFIGS / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
+TCLR_CONFIG = CONFIGS / "tclr_r3d18w0.125-32_1x4_4e_sample-rgb.yaml"
 VIEWS = ("rgb", "flow_dis")
 ARMS = ("random", "cpc", "cocon", "authors", "tclr")
 
@@ -63,6 +66,7 @@ class Setting:
     probe_epochs: int = 10
     holdout: float = 0.5
     clips_per_video: int = 4
+    tclr_clip: tuple[int, int] = (8, 4)   # TCLR's clip_frames, sparse_step: a 32-frame window of 42 stored frames
     threads: int = 0                 # OMP_NUM_THREADS of every command (0: the environment's)
     extra: list[str] = field(default_factory=list)   # overrides added to every pre-training run
 
@@ -133,6 +137,16 @@ def random_checkpoint(s: Setting, store: Path, path: Path, seed: int) -> None:
     save_checkpoint(path, {"model": model.state_dict(), **job.checkpoint_extra(model)})
 
 
+def tclr_keys(s: Setting, store: Path, runs: Path, seed: int) -> list[str]:
+    """train.tclr on RGB with the other arms' videos, batch, passes and epochs (their RGB encoder's steps);
+    `s.extra` is CoCon's and is not applied."""
+    frames, step = s.tclr_clip
+    return [f"data.root={store}", f"out={runs}", f"seed={seed}", f"data.holdout={s.holdout}", "data.views=[rgb]",
+            f"data.batch_size={s.batch_size}", f"data.repeats={s.repeats}", "data.workers=0", "progress=false",
+            f"data.clip_frames={frames}", f"data.sparse_step={step}", f"data.local_clips={time_cells(frames)}",
+            "model.width=0.125", f"model.size={s.size}", f"epochs={s.cpc_epochs + s.cocon_epochs}", "name=tclr"]
+
+
 def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dict[str, Path] | None:
     """Pre-train one arm; the checkpoint of each view (None: the arm is skipped)."""
     py, runs = sys.executable, arm_dir / "runs"
@@ -156,26 +170,26 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
                  "schedule.stage=both", f"schedule.cpc_epochs={s.cpc_epochs}",
                  f"schedule.cocon_epochs={s.cocon_epochs}", *preset], arm_dir / "pretrain.log", s.threads)
         return {v: runs / arm / "cocon" / "checkpoint.pth" for v in VIEWS}
-    if arm == "tclr":
-        if importlib.util.find_spec("train.tclr") is None:
-            print("tclr: skipped: python -m train.tclr does not exist yet", file=sys.stderr)
-        else:
-            print("tclr: skipped: train.tclr exists but this runner does not drive it yet", file=sys.stderr)
-        return None
+    if arm == "tclr":   # RGB only: one epoch's steps as CoCon's, for cpc + cocon epochs
+        if not (runs / "tclr" / "tclr" / "checkpoint.pth").is_file():
+            run([py, "-m", "train.tclr", "--config", str(TCLR_CONFIG), *tclr_keys(s, store, runs, seed)],
+                arm_dir / "pretrain.log", s.threads)
+        return {"rgb": runs / "tclr" / "tclr" / "checkpoint.pth"}
     raise ValueError(f"unknown arm {arm!r}")
 
 
 def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict[str, Path]) -> dict[str, Any]:
-    """Retrieval (train.evaluate) and a linear probe (train.finetune) of each view, on the held-out videos."""
-    py = sys.executable
+    """Retrieval (train.evaluate) and a linear probe (train.finetune) of each view of `checkpoints`, on the
+    held-out videos."""
+    py, views = sys.executable, list(checkpoints)
     common = [f"data.root={store}", f"out={arm_dir}", f"seed={seed}", "data.workers=0", *s.clip_keys()]
     inits = ", ".join(f"{v}: {p}" for v, p in checkpoints.items())
     run([py, "-m", "train.evaluate", "--config", str(EVALUATE_CONFIG), *common, "name=evaluate", "checkpoint=",
-         f"checkpoints={{{inits}}}", f"data.views=[{', '.join(VIEWS)}]", "data.split=null",
+         f"checkpoints={{{inits}}}", f"data.views=[{', '.join(views)}]", "data.split=null",
          f"data.holdout={s.holdout}", f"data.clips_per_video={s.clips_per_video}", "analysis.alignment_pairs=0",
          "analysis.strip_queries=0", f"data.batch_size={s.batch_size}"], arm_dir / "evaluate.log", s.threads)
     run([py, "-m", "train.finetune", "--config", str(FINETUNE_CONFIG), *common, "name=probe", "model.init=",
-         f"model.init_views={{{inits}}}", "model.linear_probe=true", f"data.views=[{', '.join(VIEWS)}]",
+         f"model.init_views={{{inits}}}", "model.linear_probe=true", f"data.views=[{', '.join(views)}]",
          "data.splits=[]", f"data.holdout={s.holdout}", f"epochs={s.probe_epochs}",
          f"optim.milestones=[{s.probe_epochs + 1}]", f"data.batch_size={s.batch_size}",
          f"data.repeats={s.repeats}", f"model.precise_bn_batches={max(2, s.repeats * 4)}"], arm_dir / "probe.log",
@@ -184,7 +198,7 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
     probe = json.loads((arm_dir / "probe" / "metrics.json").read_text())["results"]["labels100"]
     out: dict[str, Any] = {"queries": ev["queries"], "gallery": ev["gallery"],
                            "chance_r1": ev["recall_chance"]["1"], "probe_chance": probe["chance"]["holdout"]}
-    for v in VIEWS:
+    for v in views:
         r = ev["results"][v]
         out[v] = {"r1": r["recall"]["1"], "r5": r["recall"]["5"], "cos_same": r["cosine_same_class_mean"],
                   "cos_other": r["cosine_other_class_mean"], "probe_top1": probe["mean"][v]["top1"]}
@@ -220,6 +234,9 @@ def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipp
     for arm, per_seed in results.items():
         runs = [per_seed[seed] for seed in s.seeds if seed in per_seed]
         for v in VIEWS:
+            if v not in runs[0]:
+                lines.append(f"| {arm} | {v} | - | - | - | - | - |")
+                continue
             lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | "
                          f"{_mean_sd([r[v]['r5'] for r in runs])} "
                          f"| {_mean_sd_raw([r[v]['cos_same'] for r in runs])} | "
@@ -243,7 +260,7 @@ def write_plot(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Non
     for ax, (metric, title) in zip(axes, (("r1", "retrieval R@1"), ("probe_top1", "linear probe top-1"))):
         for j, v in enumerate(VIEWS):
             x = np.arange(len(arms)) + (j - 0.5) * 0.38
-            vals = [[100 * r[v][metric] for r in results[a].values()] for a in arms]
+            vals = [[100 * r[v][metric] if v in r else np.nan for r in results[a].values()] for a in arms]
             ax.bar(x, [np.mean(q) for q in vals], 0.36, yerr=[np.std(q, ddof=1) if len(q) > 1 else 0 for q in vals],
                    label=v, capsize=3)
             for xi, q in zip(x, vals):
@@ -309,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
             result = measure(s, store, arm_dir, seed, checkpoints)
             done.write_text(json.dumps(result, indent=1))
             results.setdefault(arm, {})[seed] = result
+            flow = f"{100 * result['flow_dis']['r1']:.1f}%" if "flow_dis" in result else "-"
             print(f"seed {seed} {arm}: rgb R@1 {100 * result['rgb']['r1']:.1f}%, probe "
-                  f"{100 * result['rgb']['probe_top1']:.1f}%; flow R@1 {100 * result['flow_dis']['r1']:.1f}% "
+                  f"{100 * result['rgb']['probe_top1']:.1f}%; flow R@1 {flow} "
                   f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
     write_table(results, s, skipped, table, command, time.monotonic() - start)
     if results:

@@ -1,5 +1,6 @@
 """`bench/bench_learning.py --quick` runs end to end through the public commands: a table with every arm, a plot,
-the same number of RGB-encoder steps in every pre-trained arm, and pre-training without the test videos. Its
+the same number of RGB-encoder steps in every pre-trained arm (TCLR's included), and pre-training without the test
+videos. Its
 numbers are not asserted (a smoke check; the benchmark's numbers are in docs/learning_benchmark.md)."""
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
     for arm in ("random", "cpc", "cocon", "authors"):
         for view in ("rgb", "flow_dis"):
             assert f"| {arm} | {view} | " in table
-    assert "| tclr |" in table                       # measured, or listed as skipped until train.tclr exists
+    assert "| tclr | rgb | " in table and "| tclr | flow_dis | - |" in table   # TCLR pre-trains RGB only
     assert (work / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = work / "seed0"
     # The same RGB-encoder steps: the cpc arm's single stage = CoCon's cpc-rgb stage + its cocon stage.
@@ -34,6 +35,10 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
         assert _last_step(runs / "cpc" / "runs" / "cpc" / "cpc-rgb" / "metrics.jsonl") == (
             _last_step(runs / arm / "runs" / arm / "cpc-rgb" / "metrics.jsonl")
             + _last_step(runs / arm / "runs" / arm / "cocon" / "metrics.jsonl"))
+    assert _last_step(runs / "tclr" / "runs" / "tclr" / "tclr" / "metrics.jsonl") == _last_step(
+        runs / "cpc" / "runs" / "cpc" / "cpc-rgb" / "metrics.jsonl")   # TCLR: as many optimiser steps
+    tclr = yaml.safe_load((runs / "tclr" / "runs" / "tclr" / "tclr" / "config.yaml").read_text())
+    assert (tclr["data"]["holdout"], tclr["data"]["clip_frames"], tclr["data"]["local_clips"]) == (0.5, 8, 2)
     authors = yaml.safe_load((runs / "authors" / "runs" / "authors" / "cocon" / "config.yaml").read_text())
     assert (authors["preset"], authors["loss"]["sync_penalty"], authors["data"]["holdout"]) == ("authors-code", "l1",
                                                                                                 0.5)

@@ -10,7 +10,7 @@ from torch import nn
 
 from data_specs import VideoRecord
 from preprocess.store import Store
-from train.data import DataError, DenseClips, dense_windows
+from train.data import DataError, DenseClips, dense_windows, even_windows
 from train.data.splits import split_ids, stratified_fraction, stratified_holdout
 from train.models import CPCModel, VideoClassifier
 from train.precise_bn import recalibrate_batchnorm
@@ -71,6 +71,15 @@ def test_dense_clips_cover_each_video_with_half_overlapping_centre_cropped_windo
     # a test set keeps each with one spread window
     long = DenseClips(motion_store, ["rgb"], num_blocks=8, block_frames=5, short="skip")
     assert len(long.records) == len(ds.records) == 12 and len(long) == 12
+
+
+def test_even_placement_cuts_exactly_count_clips_with_evenly_spaced_starts():
+    # 13 frames, clips of 4: starts int(linspace(0, 9, 9)) = 0, 1, 2, 3, 4, 5, 6, 7, 9 (TCLR's test clips)
+    assert [w[0] for w in even_windows(13, 2, 2, 9)] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
+    assert all(w.tolist() == list(range(w[0], w[0] + 4)) for w in even_windows(13, 2, 2, 9))
+    # repeats kept (a mean over them weighs clips as TCLR does); one spread window for a short video
+    assert [w[0] for w in even_windows(5, 2, 2, 3)] == [0, 0, 1]
+    assert [w.tolist() for w in even_windows(3, 2, 2, 9)] == [[0, 1, 1, 2]]
 
 
 def test_frozen_classifier_keeps_its_backbone_in_eval_mode_without_gradients():

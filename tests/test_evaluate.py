@@ -90,3 +90,10 @@ def test_checkpoint_of_another_width_is_one_line(motion_store, motion_checkpoint
     assert _run(motion_store, tmp_path, f"checkpoint={motion_checkpoint}", "model.width=0.25") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "this config asks for depth 18 and width 0.25" in err
+
+
+def test_even_clip_placement_without_a_count_is_one_line(motion_store, motion_checkpoint, tmp_path, capsys):
+    assert _run(motion_store, tmp_path, f"checkpoint={motion_checkpoint}", "data.clip_placement=even",
+                "data.clips_per_video=0") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: evenly placed test clips need a count: set data.clips_per_video to 1 or more"

@@ -5,52 +5,24 @@ SyncBatchNorm does that across GPUs)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-
 import torch
 
 from tests.conftest import ROOT
 from tests.helpers.ddp_reference import make_batch, make_models
+from tests.helpers.ddp_result import assert_equals_one_process, torchrun_two_ranks
 from train.methods.cocon.config import LossConfig
 from train.methods.cocon.model import MultiViewModel
 from train.methods.cocon.step import cocon_losses
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Two gloo ranks on this machine; a rank that aborts prints every Python thread's stack (faulthandler)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), *args]
-    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
 def test_two_process_loss_and_gradients_equal_one_process(tmp_path):
     out = tmp_path / "ddp.pt"
-    res = _torchrun("-m", "tests.helpers.ddp_loss_worker", str(out), timeout=300)
+    res = torchrun_two_ranks("-m", "tests.helpers.ddp_loss_worker", str(out), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    ddp = torch.load(out, weights_only=False)
-
     model = MultiViewModel(make_models()).eval()
-    batch = make_batch()
-    out = cocon_losses(LossConfig(), model(batch), cooperative=True, offset=0)
-    out.total.backward()
-    values = {**out.terms, "total": float(out.total)}
-    assert set(values) == set(ddp["values"]) and len(values) == 5   # 2 cpc, 1 sim, 1 sync, total
-    for key, value in values.items():
-        assert abs(value - ddp["values"][key]) < 1e-5 * max(1.0, abs(value)), (key, value, ddp["values"][key])
-    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert grads.keys() == ddp["grads"].keys() and len(grads) > 20
-    for name, g in grads.items():
-        torch.testing.assert_close(ddp["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    one = cocon_losses(LossConfig(), model(make_batch()), cooperative=True, offset=0)
+    one.total.backward()
+    assert_equals_one_process(out, model, one, terms=5)   # 2 cpc, 1 sim, 1 sync, total
 
 
 def test_torchrun_two_processes_trains_both_stages(sample_videos, tmp_path):
@@ -58,7 +30,7 @@ def test_torchrun_two_processes_trains_both_stages(sample_videos, tmp_path):
     from tests.conftest import run_cli
     store = tmp_path / "store"
     assert run_cli("run", "--videos", sample_videos, "--out", store, "--views", "rgb,flow_dis", "--no-progress") == 0
-    res = _torchrun("-m", "train.cocon",
+    res = torchrun_two_ranks("-m", "train.cocon",
                     "--config", str(ROOT / "configs" / "cocon_r18w0.125-64_1x3_3+3e_sample-rgb-flow.yaml"),
                     f"data.root={store}", f"out={tmp_path / 'runs'}", "data.views=[rgb, flow_dis]", "data.batch_size=2",
                     "data.repeats=1", "data.workers=0", "model.sizes={rgb: 32, flow_dis: 32}", "schedule.cpc_epochs=1",
@@ -82,7 +54,7 @@ def test_torchrun_finetune_gathers_every_test_window_once(motion_store, tmp_path
     from train.methods import EncoderRequest, load_encoder
     from train.models import VideoClassifier
 
-    res = _torchrun("-m", "train.finetune",
+    res = torchrun_two_ranks("-m", "train.finetune",
                     "--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
                     f"data.root={motion_store}", f"out={tmp_path}", "name=ddp", "data.views=[flow_farneback]",
                     "model.init=", "model.width=0.125", "model.sizes={flow_farneback: 32}", "data.num_blocks=4",

@@ -16,6 +16,7 @@ import torch
 
 from tests.conftest import ROOT, kill_after_first_epoch, run_cli
 from tests.helpers import ddp_tclr_worker as ddp
+from tests.helpers.ddp_result import assert_equals_one_process, torchrun_two_ranks
 from train.data.clip_augment import ClipAugment
 from train.data.tclr_clips import TCLRClips, TCLRClipSpec, split_sparse_dense
 from train.methods.tclr.config import LossConfig
@@ -118,22 +119,13 @@ def test_cooperative_tclr_gradients_reach_every_views_encoder():
 
 
 def test_two_process_tclr_loss_and_gradients_equal_one_process(tmp_path):
-    from tests.test_train_distributed import _torchrun
     out = tmp_path / "ddp.pt"
-    res = _torchrun("-m", "tests.helpers.ddp_tclr_worker", str(out), timeout=300)
+    res = torchrun_two_ranks("-m", "tests.helpers.ddp_tclr_worker", str(out), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
-    two = torch.load(out, weights_only=False)
     model = ddp.make_model()
     one = tclr_losses(LossConfig(), model(ddp.make_inputs(0, ddp.GLOBAL_BATCH)), offset=0)
     one.total.backward()
-    values = {**one.terms, "total": float(one.total.detach())}
-    assert set(values) == set(two["values"]) and len(values) == 6     # 4 terms, tclr/rgb, total
-    for key, value in values.items():
-        assert abs(value - two["values"][key]) < 1e-5 * max(1.0, abs(value)), (key, value, two["values"][key])
-    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
-    assert grads.keys() == two["grads"].keys() and len(grads) > 20
-    for name, g in grads.items():
-        torch.testing.assert_close(two["grads"][name], g, rtol=1e-4, atol=1e-6, msg=name)
+    assert_equals_one_process(out, model, one, terms=6)   # 4 terms, tclr/rgb, total
 
 
 def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
@@ -157,19 +149,59 @@ def test_kill_during_training_then_resume_equals_uninterrupted(store, tmp_path):
     assert [json.loads(x)["lr"] for x in metrics.read_text().splitlines()] == pytest.approx([1e-3, 1e-3])
 
 
-def test_finetune_and_evaluate_take_a_tclr_checkpoint(store, tmp_path):
-    assert tclr_main(_args(store, tmp_path, "epochs=1")) == 0
-    ckpt = tmp_path / "sample-tclr" / "tclr" / "checkpoint.pth"
-    state = torch.load(ckpt, weights_only=False)
-    # clips of 2 x 4 = 8 frames ("clip" layout: one 3D clip), the width of the checkpoint
-    common = [f"data.root={store}", f"out={tmp_path}", "model.width=0.125", "data.workers=0", "progress=false",
-              "data.views=[rgb]", "data.num_blocks=2", "data.block_frames=4", "model.sizes={rgb: 32}"]
+@pytest.fixture(scope="module")
+def tclr_checkpoint(store, tmp_path_factory) -> Path:
+    """A one-epoch TCLR checkpoint (rgb, width 1/8, 8-frame clips: a 64 x 2 map) of the sample store."""
+    out = tmp_path_factory.mktemp("tclr_run")
+    assert tclr_main(_args(store, out, "epochs=1")) == 0
+    return out / "sample-tclr" / "tclr" / "checkpoint.pth"
+
+
+# clips of 2 x 4 = 8 stored frames ("clip" layout: one 3D clip), the width of the checkpoint
+DOWNSTREAM = ["model.width=0.125", "data.workers=0", "progress=false", "data.views=[rgb]", "data.num_blocks=2",
+              "data.block_frames=4", "model.sizes={rgb: 32}"]
+
+
+def _hand_probe_probabilities(store: Path, video: str, tuned: dict, crop_fraction: float, count: int) -> np.ndarray:
+    """TCLR's linear-probe test by hand (research/tclr_reference.md §7): `count` clips of 8 consecutive stored
+    frames starting at int(linspace(0, frames - 8, count)), the centred square of crop_fraction x the short side
+    resized to 32, values in [0, 1] (no mean/std), the probe's softmax per clip, averaged."""
+    import torch.nn.functional as F
+    from preprocess.store import Store
+    from train.methods.tclr.model import random_encoder
+    from train.models import VideoClassifier
+    model = VideoClassifier(random_encoder(3, 0.125), tuned["num_classes"], frozen=True)
+    model.load_state_dict(tuned["model"])
+    model.eval()
+    s = Store(store)
+    try:
+        frames = torch.from_numpy(s.read(video, "rgb", 0, s.num_frames(video, "rgb")))
+    finally:
+        s.close()
+    h, w = frames.shape[1:3]
+    side = round(crop_fraction * min(h, w))
+    top, left = (h - side) // 2, (w - side) // 2
+    probs = []
+    for start in np.linspace(0, len(frames) - 8, count).astype(int):
+        clip = frames[start:start + 8, top:top + side, left:left + side].permute(0, 3, 1, 2).float()
+        clip = F.interpolate(clip, size=(32, 32), mode="bilinear", align_corners=False) / 255.0
+        with torch.no_grad():
+            probs.append(torch.softmax(model(clip.permute(1, 0, 2, 3).unsqueeze(0)), dim=1)[0].double().numpy())
+    return np.mean(probs, axis=0)
+
+
+def test_a_tclr_linear_probe_tests_ten_evenly_placed_centre_cropped_clips_softmax_averaged(store, tclr_checkpoint,
+                                                                                           tmp_path):
     from train.finetune import main as finetune_main
-    rc = finetune_main(["--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"), *common,
-                        "name=ft", f"model.init={ckpt}", "model.linear_probe=true", "data.repeats=1",
-                        "data.batch_size=3", "epochs=1", "model.precise_bn_batches=2"])
+    rc = finetune_main(["--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
+                        f"data.root={store}", f"out={tmp_path}", *DOWNSTREAM, "name=ft",
+                        f"model.init={tclr_checkpoint}", "model.linear_probe=true", "data.repeats=1",
+                        "data.batch_size=3", "epochs=1",
+                        "model.precise_bn_batches=2", "data.crop_fraction=0.8"])
     assert rc == 0
-    tuned = torch.load(tmp_path / "ft" / "holdout" / "labels100" / "rgb" / "checkpoint.pth", weights_only=False)
+    unit = tmp_path / "ft" / "holdout" / "labels100" / "rgb"
+    tuned = torch.load(unit / "checkpoint.pth", weights_only=False)
+    state = torch.load(tclr_checkpoint, weights_only=False)
     backbone = {k.removeprefix("backbone.backbone."): v for k, v in tuned["model"].items()
                 if k.startswith("backbone.backbone.")}
     pre = {k.removeprefix("views.rgb.backbone."): v for k, v in state["model"].items()
@@ -177,12 +209,36 @@ def test_finetune_and_evaluate_take_a_tclr_checkpoint(store, tmp_path):
     assert backbone.keys() == pre.keys() and len(pre) > 50
     for k, v in pre.items():   # a linear probe keeps the TCLR backbone frozen
         assert torch.equal(backbone[k], v), k
+    with np.load(unit / "test_probs.npz") as f:
+        ids, probs = [str(i) for i in f["ids"]], f["probs"]
+    assert len(ids) == 3
+    for video, p in zip(ids, probs):
+        np.testing.assert_allclose(p, _hand_probe_probabilities(store, video, tuned, 0.8, 10), rtol=0, atol=1e-5)
+    # one clip instead of ten gives other probabilities: the count matters
+    assert not np.allclose(probs[0], _hand_probe_probabilities(store, ids[0], tuned, 0.8, 1), atol=1e-5)
+    assert "Test: 10 clips of 8 stored frames with evenly spaced starts" in (tmp_path / "ft" / "report.md").read_text()
+
+
+def test_evaluate_retrieves_with_nine_clips_of_the_time_unpooled_tclr_map(store, tclr_checkpoint, tmp_path):
     from train.evaluate import main as evaluate_main
-    rc = evaluate_main(["--config", str(ROOT / "configs" / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"), *common,
-                        "name=ev", f"checkpoint={ckpt}"])
-    assert rc == 0
-    report = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert "rgb" in json.dumps(report)
+    config = ROOT / "configs" / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
+    base = ["--config", str(config), f"data.root={store}", f"out={tmp_path}", *DOWNSTREAM, "analysis.alignment_pairs=1"]
+    assert evaluate_main([*base, "name=ev", f"checkpoint={tclr_checkpoint}"]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    # 8-frame clips give 2 time cells of 512/8 = 64 channels: a 128-d feature (2048-d at width 1 and 16 frames)
+    assert m["features"]["rgb"] == {"dim": 128, "placement": "even", "clips_per_video": [9]}
+    assert set(m["results"]["rgb"]["recall"]) == {"1", "5", "10", "20"}
+    with np.load(tmp_path / "ev" / "rgb" / "features.npz") as f:
+        assert f["gallery"].shape == (3, 128) and f["queries"].shape == (3, 128)
+        feats = f["queries"]
+    assert "the R3D-18 map kept in time" in (tmp_path / "ev" / "report.md").read_text()
+    # The config overrides the method's clips: 3 toolkit windows give other features.
+    assert evaluate_main([*base, "name=ev3", f"checkpoint={tclr_checkpoint}", "data.clips_per_video=3",
+                          "data.clip_placement=windows", "analysis.alignment_pairs=0", "analysis.strip_queries=0"]) == 0
+    m3 = json.loads((tmp_path / "ev3" / "metrics.json").read_text())
+    assert m3["features"]["rgb"]["placement"] == "windows" and m3["features"]["rgb"]["clips_per_video"] == [3]
+    with np.load(tmp_path / "ev3" / "rgb" / "features.npz") as f:
+        assert not np.allclose(f["queries"], feats)
 
 
 def test_warm_up_multipliers_then_a_tenfold_cut_after_patience_epochs_without_a_new_best():
@@ -205,6 +261,8 @@ def test_warm_up_multipliers_then_a_tenfold_cut_after_patience_epochs_without_a_
     (["data.views=[rgb, flow_dis]"], "several data.views need loss.cooperative=true"),
     (["loss.ll_reduction=max"], "config key loss.ll_reduction must be one of sum, mean"),
     (["model.depth=34"], "config key model.depth must be one of 18"),
+    (["data.num_blocks=4"], "unknown config key 'data.num_blocks'"),   # TCLR cuts clips by clip_frames
+    (["data.holdout=0.3", "data.train_split=1"], "with data.train_split set, the split decides"),
 ])
 def test_user_errors_are_one_line(tmp_path, capsys, extra, message):
     assert tclr_main(["--config", str(CONFIG), f"out={tmp_path}", *TINY, *extra]) == 2

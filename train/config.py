@@ -25,12 +25,10 @@ from .models.resnet2d3d import BLOCKS_PER_DEPTH
 
 
 @dataclass
-class ClipData:
-    """The data keys every command shares: the store, how clips are cut, and how they are loaded."""
+class StoreData:
+    """The data keys every command shares: the store, how a clip is cropped, and how clips are loaded."""
 
     root: str = ""                       # store root made by `python -m preprocess run`
-    num_blocks: int = 8                  # N
-    block_frames: int = 5                # K
     short_videos: str = "spread"         # "spread": fractional stride, frames repeat; "skip": leave them out
     crop_fraction: float = 0.875         # square crop side / short side, before resizing to the input size
     batch_size: int = 16                 # per process (per GPU)
@@ -39,7 +37,46 @@ class ClipData:
     skip_failed: bool = False            # leave out videos the store records as failed (counted in the log)
 
 
-# Choices of the keys every command has (ClipData and model.depth), from the modules that own them; each
+@dataclass
+class BlockClips:
+    """A clip as N blocks of K consecutive stored frames (CoCon's; fine-tuning and evaluation feed an R3D
+    encoder the N·K frames as one clip). TCLR's pre-training cuts its own clips and has no such keys."""
+
+    num_blocks: int = 8                  # N
+    block_frames: int = 5                # K
+
+
+@dataclass
+class ClipData(BlockClips, StoreData):
+    """The data keys of the downstream commands (fine-tuning, evaluation): the store and N x K clips."""
+
+
+@dataclass
+class PretrainData(StoreData):
+    """The data keys every pre-training method shares: which videos of the store train. One split's subset, or
+    every video; with `holdout` > 0 (a store without splits) every video except the test videos of
+    `train.finetune data.splits=[]` / `train.evaluate data.split=null` with the same holdout and seed."""
+
+    train_split: str | None = None       # e.g. "1"; None: every video of the store
+    train_subset: str = "train"
+    holdout: float = 0.0                 # > 0, no split: leave out the test videos of train.finetune/evaluate's
+                                         # stratified hold-out of this fraction (same seed); 0: every video trains
+    repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
+
+    def split_keys(self) -> dict[str, str | None]:
+        """The keys that choose videos by a split (a method with more, e.g. a validation split, adds them)."""
+        return {"data.train_split": self.train_split}
+
+    def check_holdout(self) -> None:
+        """data.holdout in [0, 1), and not together with a split (one-line ConfigError)."""
+        if not 0 <= self.holdout < 1:
+            raise ConfigError(f"config key data.holdout must be in [0, 1); got {self.holdout}")
+        if self.holdout > 0 and any(v is not None for v in self.split_keys().values()):
+            raise ConfigError(f"config key data.holdout holds out test videos of a store without splits; with "
+                              f"{' or '.join(self.split_keys())} set, the split decides: set data.holdout=0")
+
+
+# Choices of the keys every command has (StoreData and model.depth), from the modules that own them; each
 # schema adds its own.
 SHARED_CHOICES: dict[str, tuple[Any, ...]] = {
     "data.short_videos": SHORT_POLICIES, "data.loader": LOADERS, "model.depth": tuple(sorted(BLOCKS_PER_DEPTH))}

@@ -1,8 +1,10 @@
 """`python -m train.evaluate --config configs/X.yaml [key=value ...]`: what a pre-trained encoder has learnt,
 without training anything.
 
-Per view of a pre-training checkpoint (any method: the checkpoint names the one that wrote it): nearest-neighbour retrieval (test videos query the training videos by
-cosine similarity of features averaged over several clips; R@1/5/10/20), and the CoCon supplementary's
+Per view of a pre-training checkpoint (any method: the checkpoint names the one that wrote it): nearest-neighbour
+retrieval as the method defines it (test videos query the training videos by cosine similarity of the encoder's
+retrieval feature averaged over the method's clips, e.g. CoCon: 10 windows of F = g(f(.)); TCLR: 9 clips of the
+time-unpooled map; R@1/5/10/20), and the CoCon supplementary's
 analyses: t-SNE of test videos by class, each class's nearest classes and their consistency across views,
 soft alignment of two videos (18 blocks), cosine histograms of same-class vs other-class pairs, and
 nearest-neighbour strips. One report (metrics.json, report.md and PNG figures) in the run folder.
@@ -32,8 +34,9 @@ from .evaluation.figures import (plot_alignment, plot_class_similarity, plot_cos
 from .evaluation.metrics import (by_construction, chance_recall_at_k, class_similarity, consistency,
                                  consistency_informative, l2_normalise_rows, nearest_classes, nearest_neighbours,
                                  pair_cosines, recall_at_k, soft_alignment)
-from .evaluation.report import NOT_INFORMATIVE, Section, missing_classes_note, recall_table, write_report
-from .methods import Encoder, EncoderRequest, checkpoint_views, load_encoder
+from .evaluation.report import (NOT_INFORMATIVE, Section, describe_clips, missing_classes_note, recall_table,
+                                write_report)
+from .methods import Encoder, EncoderRequest, checkpoint_views, downstream, load_encoder, resolve_clips
 
 ALL_VIEWS = "all views"
 
@@ -88,6 +91,8 @@ class Evaluation:
             self.train_labels = np.array([by_id[i].label for i in self.train_ids])
             self.test_labels = np.array([by_id[i].label for i in self.test_ids])
             self.models = {v: self._model(v) for v in self.views}   # every checkpoint checked before any work
+            self.clips = {v: resolve_clips(downstream(m).retrieval, d.clips_per_video, d.clip_placement,
+                                           "data.clips_per_video") for v, m in self.models.items()}
         except Exception:
             self.store.close()
             raise
@@ -97,6 +102,7 @@ class Evaluation:
         self.neighbour_k = max(1, min(cfg.analysis.nearest_classes, present - 1))
         self.consistency_min = math.ceil(cfg.analysis.consistency_min * self.neighbour_k / cfg.analysis.nearest_classes)
         self.results: dict[str, Any] = {}
+        self.feature_info: dict[str, dict[str, Any]] = {}
 
     def _model(self, view: str) -> Encoder:
         """The encoder of `view`, rebuilt by the method that wrote its checkpoint (random without one)."""
@@ -108,21 +114,27 @@ class Evaluation:
     def _augment(self, view: str) -> ViewAugment:
         meta = self.store.view_meta[view]
         size = self.cfg.model.sizes.get(view, int(meta["size"]))
-        return ViewAugment(view_kind(meta), size, train=False).to(self.dist.device)
+        return ViewAugment(view_kind(meta), size, train=False,
+                           normalise=downstream(self.models[view]).normalise).to(self.dist.device)
 
     def _clips(self, view: str, ids: list[str]) -> DenseClips:
         d = self.cfg.data
+        clips = self.clips[view]
         return DenseClips(d.root, [view], video_ids=ids, num_blocks=d.num_blocks, block_frames=d.block_frames,
                           short=d.short_videos, crop_fraction=d.crop_fraction, seed=self.cfg.seed,
-                          overlap=d.overlap, max_windows=d.clips_per_video)
+                          overlap=d.overlap, max_windows=clips.count, placement=clips.placement)
 
     def features(self, view: str) -> tuple[np.ndarray, np.ndarray]:
         """(gallery = training videos, queries = test videos) features of one view."""
         d, model, aug = self.cfg.data, self.models[view], self._augment(view)
-        out = []
+        out, per_video = [], []
         for what, ids in (("train", self.train_ids), ("test", self.test_ids)):
-            out.append(video_features(model, self._clips(view, ids), aug, view, self.dist, d.batch_size, d.workers,
+            clips = self._clips(view, ids)
+            per_video += np.bincount([v for v, _ in clips.items], minlength=len(ids)).tolist()
+            out.append(video_features(model, clips, aug, view, self.dist, d.batch_size, d.workers,
                                       self.cfg.progress, desc=f"{view} {what} features", loader_kind=d.loader))
+        self.feature_info[view] = {"dim": int(out[0].shape[1]), "placement": self.clips[view].placement,
+                                   "clips_per_video": sorted(set(per_video))}
         return out[0], out[1]
 
     def _save_features(self, view: str, gallery: np.ndarray, queries: np.ndarray) -> None:
@@ -210,7 +222,7 @@ class Evaluation:
         metrics = {"checkpoints": {v: cfg.checkpoint_for(v) or "random initialisation" for v in self.views},
                    "store": cfg.data.root,
                    "split": cfg.data.split or "holdout", "queries": len(self.test_ids), "gallery": len(self.train_ids),
-                   "classes": self.names, "views": self.views, "results": self.results,
+                   "classes": self.names, "views": self.views, "features": self.feature_info, "results": self.results,
                    "recall_chance": {str(k): p for k, p in chance.items()},
                    "recall_by_construction": by_construction(chance)}
         names = self.views + ([ALL_VIEWS] if ALL_VIEWS in self.results else [])
@@ -219,10 +231,8 @@ class Evaluation:
         sections = [
             Section("Setup", "Checkpoints: " + ", ".join(f"{v} `{c}`" for v, c in metrics["checkpoints"].items())
                     + f"; store `{cfg.data.root}`, {split}: {len(self.test_ids)} test videos query "
-                      f"{len(self.train_ids)} training videos. A video's feature is F = g(f(.)) spatially pooled, "
-                      f"averaged over up to {cfg.data.clips_per_video or 'all'} clips of {cfg.data.num_blocks}x"
-                      f"{cfg.data.block_frames} stored frames, L2-normalised; '{ALL_VIEWS}' concatenates the views' "
-                      f"features. " + missing_classes_note(self.names, self.test_labels, self.train_labels)),
+                      f"{len(self.train_ids)} training videos. {self._feature_text()}; '{ALL_VIEWS}' concatenates "
+                      f"the views' features. " + missing_classes_note(self.names, self.test_labels, self.train_labels)),
             Section("Nearest-neighbour retrieval", "R@k: the fraction of test videos with a training video of "
                     "their class among their k most similar (cosine); chance: the R@k of a random ranking. "
                     f"'{NOT_INFORMATIVE}': every test video has fewer than k training videos of other classes, "
@@ -248,6 +258,17 @@ class Evaluation:
                     f"{_fmt(r['cosine_same_class_mean'])}, other classes {_fmt(r['cosine_other_class_mean'])}.")
             sections.append(Section(f"View {view}", text, figures=self.figures[view]))
         return write_report(cfg.run_dir, f"Evaluation: {cfg.name}", metrics, sections)
+
+    def _feature_text(self) -> str:
+        """How each view's video feature is made, in the words its method gives (one sentence when all agree)."""
+        d, texts = self.cfg.data, {}
+        for v in self.views:
+            clips = describe_clips(self.clips[v].count, self.clips[v].placement, d.num_blocks, d.block_frames,
+                                   d.overlap)
+            texts[v] = f"{downstream(self.models[v]).feature}, averaged over {clips}, L2-normalised"
+        if len(set(texts.values())) == 1:
+            return f"A video's feature is {next(iter(texts.values()))}"
+        return "A video's feature is, " + "; ".join(f"for {v}, {t}" for v, t in texts.items())
 
     def close(self) -> None:
         self.store.close()

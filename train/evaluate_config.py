@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from .config import SHARED_CHOICES, ClipData, RunSchema
 from .engine.errors import ConfigError
+from .methods.protocol import PLACEMENTS
 
 
 @dataclass
@@ -16,8 +17,11 @@ class EvalData(ClipData):
     train_subset: str = "train"
     test_subset: str = "test"
     holdout: float = 0.3
-    overlap: float = 0.5                 # feature windows overlap by half a clip
-    clips_per_video: int = 10            # evenly spaced windows averaged per video; 0: every window
+    overlap: float = 0.5                 # "windows" placement: windows overlap by half a clip
+    clips_per_video: int | None = None   # clips averaged per video (0: every window); None: the method's (CoCon 10,
+                                         # TCLR 9)
+    clip_placement: str | None = None    # "windows" (evenly chosen overlapping windows) | "even" (evenly spaced
+                                         # starts, TCLR's); None: the method's
 
 
 @dataclass
@@ -50,7 +54,7 @@ class EvalConfig(RunSchema):
     model: EvalModel = field(default_factory=EvalModel)
     analysis: EvalAnalysis = field(default_factory=EvalAnalysis)
 
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = SHARED_CHOICES
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {**SHARED_CHOICES, "data.clip_placement": (None, *PLACEMENTS)}
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "analysis.tsne_classes",
         "analysis.nearest_classes", "analysis.alignment_blocks", "analysis.strip_k"})
@@ -63,7 +67,7 @@ class EvalConfig(RunSchema):
         d, a = self.data, self.analysis
         if not 0 < d.holdout < 1 or not 0 < d.crop_fraction <= 1 or not 0 <= d.overlap < 1:
             raise ConfigError("config keys data.holdout in (0, 1), data.crop_fraction in (0, 1], data.overlap in [0, 1)")
-        if d.clips_per_video < 0 or a.alignment_pairs < 0 or a.strip_queries < 0 or a.alignment_sigma < 0:
+        if (d.clips_per_video or 0) < 0 or a.alignment_pairs < 0 or a.strip_queries < 0 or a.alignment_sigma < 0:
             raise ConfigError("config keys data.clips_per_video, analysis.alignment_pairs, analysis.strip_queries "
                               "and analysis.alignment_sigma must not be negative")
         if not a.recall_ks or min(a.recall_ks) < 1:

@@ -2,8 +2,9 @@
 pre-trained encoders (CoCon supplementary A.4, TCLR's protocols).
 
 For every split (UCF101/HMDB51: 1, 2, 3; or a stratified hold-out), label fraction and view: fine-tune the
-encoder of any method's checkpoint (its clip feature; CoCon: F = g(f(.)) pooled) + dropout + linear end to end (or, with model.linear_probe=true, train only the head on
-the frozen encoder), test every half-overlapping window of every test video, average softmax per video. Then
+encoder of any method's checkpoint (its clip feature; CoCon: F = g(f(.)) pooled) + dropout + linear end to end (or,
+with model.linear_probe=true, train only the head on the frozen encoder), test the clips the method tests on (CoCon:
+every half-overlapping window of every test video; TCLR: 10 evenly placed clips), average softmax per video. Then
 the multi-view ensemble (weighted mean of the views' probabilities), the mean over splits, confusion
 matrices, and one report (metrics.json + report.md) in the run folder.
 """
@@ -28,10 +29,10 @@ from .engine.errors import TrainingError
 from .engine.runner import Runner
 from .evaluation.figures import plot_confusion
 from .evaluation.metrics import confusion_matrix, ensemble_probabilities, per_class_accuracy, topk_accuracy
-from .evaluation.report import Section, format_percent, write_report
+from .evaluation.report import Section, describe_clips, format_percent, write_report
 from .finetune_config import FinetuneConfig
 from .finetuner import FinetuneJob, Unit, encoder_request, fraction_tag, load_predictions, unit_finished
-from .methods import load_encoder
+from .methods import TestClips, downstream, load_encoder, resolve_clips
 
 ENSEMBLE = "ensemble"
 
@@ -52,7 +53,8 @@ def plan_units(cfg: FinetuneConfig, store: Store) -> list[Unit]:
     return units
 
 
-def summarise(cfg: FinetuneConfig, units: list[Unit], kinds: dict[str, str], names: list[str]) -> Path:
+def summarise(cfg: FinetuneConfig, units: list[Unit], kinds: dict[str, str], names: list[str],
+              tests: dict[str, TestClips]) -> Path:
     """Ensembles, means over splits, confusion PNGs, metrics.json and report.md from the units' predictions."""
     views = list(cfg.data.views)
     weights = {v: cfg.ensemble_weight(v, kinds[v]) for v in views}
@@ -91,7 +93,7 @@ def summarise(cfg: FinetuneConfig, units: list[Unit], kinds: dict[str, str], nam
     metrics = {"views": views, "ensemble_weights": weights, "linear_probe": cfg.model.linear_probe,
                "init": {v: cfg.init_for(v) or "random" for v in views}, "epochs": cfg.epochs,
                "classes": names, "results": results}
-    sections = [Section("Setup", _setup_text(cfg, weights))]
+    sections = [Section("Setup", _setup_text(cfg, weights, tests))]
     for ftag, res in results.items():
         splits = list(res["splits"])
         header = ["model"] + [f"{s} top-1 / top-5" for s in splits] + ["mean top-1 / top-5"]
@@ -118,26 +120,37 @@ def _nan_mean(rows: list[list[float]]) -> np.ndarray:
     return np.where(counts > 0, np.nansum(a, 0) / np.maximum(counts, 1), np.nan)
 
 
-def _setup_text(cfg: FinetuneConfig, weights: dict[str, float]) -> str:
+def _setup_text(cfg: FinetuneConfig, weights: dict[str, float], tests: dict[str, TestClips]) -> str:
     how = "linear probe (frozen f and g, BatchNorm + linear head trained)" if cfg.model.linear_probe else \
         "end-to-end fine-tuning"
     init = ", ".join(f"{v}: {cfg.init_for(v) or 'random initialisation'}" for v in cfg.data.views)
     return (f"{how}; {cfg.epochs} epochs, Adam lr {cfg.optim.lr:g} (x{cfg.optim.gamma:g} at "
             f"{cfg.optim.milestones}), dropout {cfg.model.dropout:g}; store `{cfg.data.root}`. Start: {init}. "
-            f"Test: every window of {cfg.data.num_blocks}x{cfg.data.block_frames} stored frames overlapping by "
-            f"{cfg.data.test_overlap:g}, centre crop, softmax averaged per video. Ensemble weights: "
+            f"Test: {_tests_text(cfg, tests)}, centre crop, softmax averaged per video. Ensemble weights: "
             f"{', '.join(f'{v} {w:g}' for v, w in weights.items())} (normalised by their sum).")
 
 
-def check_inits(cfg: FinetuneConfig, channels: dict[str, int]) -> None:
-    """Load every view's starting checkpoint once, so that a missing file or one from another view, depth or
-    width stops the run before any training (one line)."""
+def _tests_text(cfg: FinetuneConfig, tests: dict[str, TestClips]) -> str:
+    d = cfg.data
+    texts = {v: describe_clips(t.count, t.placement, d.num_blocks, d.block_frames, d.test_overlap)
+             for v, t in tests.items()}
+    if len(set(texts.values())) == 1:
+        return next(iter(texts.values()))
+    return "; ".join(f"{v}: {t}" for v, t in texts.items())
+
+
+def check_inits(cfg: FinetuneConfig, channels: dict[str, int]) -> dict[str, TestClips]:
+    """Load every view's starting encoder once, so that a missing file or one from another view, depth or
+    width stops the run before any training (one line); returns the test clips each view's method asks for."""
     if cfg.model.linear_probe and not all(cfg.init_for(v) for v in cfg.data.views):
         raise TrainingError("model.linear_probe needs model.init (or model.init_views) for every view: a frozen "
                             "random encoder measures nothing")
+    tests = {}
     for view in cfg.data.views:
-        if cfg.init_for(view):
-            load_encoder(cfg.init_for(view), encoder_request(cfg, view, channels[view]))
+        encoder = load_encoder(cfg.init_for(view), encoder_request(cfg, view, channels[view]))
+        tests[view] = resolve_clips(downstream(encoder).classification, cfg.data.test_clips, cfg.data.test_placement,
+                                    "data.test_clips")
+    return tests
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,7 +172,7 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
         units = plan_units(cfg, store)
     finally:
         store.close()
-    check_inits(cfg, channels)
+    tests = check_inits(cfg, channels)
     with process_group(cfg.device) as dist:
         torch.manual_seed(cfg.seed + dist.rank)
         for unit in units:
@@ -173,7 +186,7 @@ def run(cfg: FinetuneConfig, resume: bool) -> int:
                 print(f"{unit.dir}: test top-1 {100 * metrics['top1']:.1f}%, top-5 {100 * metrics['top5']:.1f}% "
                       f"({metrics['videos']} videos, {metrics['windows']} windows)", file=sys.stderr)
         if dist.is_main:
-            report = summarise(cfg, units, kinds, names)
+            report = summarise(cfg, units, kinds, names, tests)
             print(f"report: {report}", file=sys.stderr)
     return 0
 

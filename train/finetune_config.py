@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from .config import SHARED_CHOICES, ClipData, RunSchema
 from .engine.errors import ConfigError
+from .methods.protocol import PLACEMENTS
 
 # CoCon's ensemble weights (COCON:test/test.py): rgb 2, flow 2, seg 1, pose (keypoint heatmaps) 1, by view kind.
 DEFAULT_ENSEMBLE_WEIGHTS: dict[str, float] = {"rgb": 2.0, "flow": 2.0, "seg": 1.0, "pose": 1.0}
@@ -22,7 +23,9 @@ class FinetuneData(ClipData):
     holdout: float = 0.3                 # with splits: [], this fraction of each class's videos tests
     label_fractions: list[float] = field(default_factory=lambda: [1.0])  # limited labels: [0.01, 0.1, 0.2, 0.5]
     repeats: int = 1                     # passes over the training videos per epoch (small sets)
-    test_overlap: float = 0.5            # dense test windows overlap by half a clip (DPC/CoCon)
+    test_overlap: float = 0.5            # "windows" test placement: windows overlap by half a clip (DPC/CoCon)
+    test_clips: int | None = None        # test clips per video (0: every window); None: the method's (CoCon 0, TCLR 10)
+    test_placement: str | None = None    # "windows" | "even" (evenly spaced starts, TCLR's); None: the method's
     test_batch_size: int = 0             # windows per test batch; 0: data.batch_size
 
 
@@ -67,7 +70,7 @@ class FinetuneConfig(RunSchema):
     optim: FinetuneOptim = field(default_factory=FinetuneOptim)
     augment: FinetuneAugment = field(default_factory=FinetuneAugment)
 
-    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = SHARED_CHOICES
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {**SHARED_CHOICES, "data.test_placement": (None, *PLACEMENTS)}
     POSITIVE: ClassVar[frozenset[str]] = frozenset({
         "data.num_blocks", "data.block_frames", "data.batch_size", "data.repeats", "epochs", "optim.lr",
         "log_every"})
@@ -83,6 +86,8 @@ class FinetuneConfig(RunSchema):
         if not 0 < d.holdout < 1 or not 0 < d.crop_fraction <= 1 or not 0 <= d.test_overlap < 1:
             raise ConfigError("config keys data.holdout in (0, 1), data.crop_fraction in (0, 1], "
                               "data.test_overlap in [0, 1)")
+        if (d.test_clips or 0) < 0:
+            raise ConfigError(f"config key data.test_clips must not be negative; got {d.test_clips}")
         if not 0 <= self.model.dropout < 1:
             raise ConfigError(f"config key model.dropout must be in [0, 1); got {self.model.dropout}")
         if len(self.augment.jitter) != 4:

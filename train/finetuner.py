@@ -1,7 +1,7 @@
 """One fine-tuning unit: one view, one split, one label fraction, as an engine job. Trains a VideoClassifier
 over any method's encoder (end to end, or as a linear probe); the engine checkpoints every epoch (atomic,
-with RNG states, resumable); then it tests densely: every half-overlapping window of every test video,
-softmax per window, mean per video."""
+with RNG states, resumable); then it tests the clips the encoder's method tests on (CoCon: every half-overlapping
+window of every test video; TCLR: 10 clips with evenly spaced starts), softmax per clip, mean per video."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from .engine.runner import Runner
 from .engine.schedules import Milestones
 from .evaluation.metrics import confusion_matrix, per_class_accuracy, topk_accuracy, video_probabilities
 from .finetune_config import FinetuneConfig
-from .methods import EncoderRequest, load_encoder
+from .methods import Encoder, EncoderRequest, downstream, load_encoder, resolve_clips
 from .models import VideoClassifier
 from .precise_bn import recalibrate_batchnorm
 
@@ -78,7 +78,9 @@ def predict_windows(model: nn.Module, dataset: DenseClips, augment: ViewAugment,
 class FinetuneJob(Job):
     """The engine job of one Unit: a VideoClassifier over the encoder of the unit's view (from the checkpoint
     the config names, rebuilt by the method that wrote it, or randomly initialised), cross-entropy, Adam with
-    lr milestones; after the last epoch precise BatchNorm statistics, then the dense test."""
+    lr milestones; after the last epoch precise BatchNorm statistics, then the test. The encoder decides (through
+    its method's `Downstream`, the config may override) the test clips and the rgb normalisation, so the test
+    set and the augmentation are made with the model."""
 
     def __init__(self, cfg: FinetuneConfig, unit: Unit, dist: DistInfo, num_classes: int) -> None:
         self.cfg, self.unit, self.dist, self.num_classes = cfg, unit, dist, num_classes
@@ -87,28 +89,41 @@ class FinetuneJob(Job):
         self.title = f"fine-tuning {unit.dir}"
         self.sync_bn = not cfg.model.linear_probe
         d = cfg.data
-        common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
-                      crop_fraction=d.crop_fraction, seed=cfg.seed)
-        self.train_set = MultiViewClips(d.root, [unit.view], train=True, video_ids=unit.train_ids, **common)
-        self.test_set = DenseClips(d.root, [unit.view], video_ids=unit.test_ids, overlap=d.test_overlap, **common)
+        self.train_set = MultiViewClips(d.root, [unit.view], train=True, video_ids=unit.train_ids, **self._common())
         self.val_set = None
         if d.batch_size < 2 and not (dist.distributed and dist.device.type == "cuda"):
             raise TrainingError("data.batch_size must be at least 2 per process: the classifier's BatchNorm needs "
                                 "two clips to normalise (SyncBatchNorm on several GPUs excepted)")
-        meta = self.train_set.store.view_meta[unit.view]
-        self.channels = int(meta["channels"])
-        kind, size = view_kind(meta), cfg.model.sizes.get(unit.view, int(meta["size"]))
-        self.augment = {split: ViewAugment(kind, size, train=split == "train", grey_p=cfg.augment.grey_p,
-                                           jitter=tuple(cfg.augment.jitter)).to(self.device)
-                        for split in ("train", "test")}
+        self.channels = int(self.train_set.store.view_meta[unit.view]["channels"])
         self.init = cfg.init_for(unit.view)
         self.layout = "blocks"
+        self.augment: dict[str, ViewAugment] = {}
+        self.test_set: DenseClips | None = None
+
+    def _common(self) -> dict[str, Any]:
+        d = self.cfg.data
+        return dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
+                    crop_fraction=d.crop_fraction, seed=self.cfg.seed)
 
     def build_model(self) -> VideoClassifier:
         m = self.cfg.model
         encoder = load_encoder(self.init, encoder_request(self.cfg, self.unit.view, self.channels))
         self.layout = encoder.input_layout
+        self.prepare(encoder)
         return VideoClassifier(encoder, self.num_classes, dropout=m.dropout, frozen=m.linear_probe)
+
+    def prepare(self, encoder: Encoder) -> None:
+        """The test clips and the train/test augmentation the encoder's method asks for (config overrides)."""
+        d, view = self.cfg.data, self.unit.view
+        own = downstream(encoder)
+        clips = resolve_clips(own.classification, d.test_clips, d.test_placement, "data.test_clips")
+        self.test_set = DenseClips(d.root, [view], video_ids=self.unit.test_ids, overlap=d.test_overlap,
+                                   max_windows=clips.count, placement=clips.placement, **self._common())
+        meta = self.train_set.store.view_meta[view]
+        kind, size = view_kind(meta), self.cfg.model.sizes.get(view, int(meta["size"]))
+        self.augment = {split: ViewAugment(kind, size, train=split == "train", grey_p=self.cfg.augment.grey_p,
+                                           jitter=tuple(self.cfg.augment.jitter), normalise=own.normalise
+                                           ).to(self.device) for split in ("train", "test")}
 
     def clips(self, batch: dict[str, Any], split: str, generator: torch.Generator | None) -> torch.Tensor:
         """A batch's clips of the unit's view, augmented and laid out for the encoder."""
@@ -158,6 +173,7 @@ class FinetuneJob(Job):
     def test(self, runner: Runner) -> dict[str, Any]:
         """Dense test of the final model: per-video probabilities saved to test_probs.npz; metrics returned."""
         d = self.cfg.data
+        assert self.test_set is not None, "build_model makes the test set"
         logits, videos = predict_windows(runner.net, self.test_set, self.augment["test"], self.unit.view, self.dist,
                                          d.test_batch_size or d.batch_size, d.workers, runner.amp, self.cfg.progress,
                                          d.loader, self.layout)

@@ -108,12 +108,13 @@ class ViewAugment(torch.nn.Module):
 
     All views: to float, bilinear resize c -> size (antialias off). Then rgb: grey per frame with probability
     `grey_p` and colour jitter per frame (only with train=True, fixed at construction: a parent module's
-    `.train()` / `.eval()` does not change it, so a validation instance stays deterministic), /255 and ImageNet mean/std; flow: (x − 127.5)/127.5, so ±1 is ± the store's flow bound; any other kind
-    (pose, seg, ...): x/255.
+    `.train()` / `.eval()` does not change it, so a validation instance stays deterministic), /255 and ImageNet
+    mean/std (normalise=False: /255 only, the [0, 1] inputs TCLR's encoders learnt from); flow: (x − 127.5)/127.5,
+    so ±1 is ± the store's flow bound; any other kind (pose, seg, ...): x/255.
     """
 
     def __init__(self, kind: str, size: int, train: bool, grey_p: float = 0.5,
-                 jitter: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 0.25)) -> None:
+                 jitter: tuple[float, float, float, float] = (0.5, 0.5, 0.5, 0.25), normalise: bool = True) -> None:
         super().__init__()
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
@@ -121,11 +122,13 @@ class ViewAugment(torch.nn.Module):
             raise ValueError(f"jitter must be (brightness, contrast, saturation <= 1, hue <= 0.5) >= 0, got {jitter}")
         self.kind, self.size, self.train_mode = kind, int(size), bool(train)
         self.grey_p, self.jitter = float(grey_p), tuple(float(j) for j in jitter)
+        self.normalise = bool(normalise)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"kind={self.kind}, size={self.size}, train={self.train_mode}, grey_p={self.grey_p}, jitter={self.jitter}"
+        return (f"kind={self.kind}, size={self.size}, train={self.train_mode}, grey_p={self.grey_p}, "
+                f"jitter={self.jitter}, normalise={self.normalise}")
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, T, c, c, C) uint8 -> (B, T, C, size, size) float32, on x's device."""
@@ -152,4 +155,6 @@ class ViewAugment(torch.nn.Module):
                 y = random_grey(y, self.grey_p, generator)
             if any(self.jitter):
                 y = colour_jitter(y, self.jitter, generator)
+        if not self.normalise:
+            return y
         return (y - self.mean.to(y.device)) / self.std.to(y.device)

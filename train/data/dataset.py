@@ -23,7 +23,7 @@ from preprocess.store import Store
 from preprocess.store.layout import shard_path
 from preprocess.store.reader import open_shard, shard_failures
 
-from .sampling import SHORT_POLICIES, crop_box, crop_side, dense_windows, window_indices
+from .sampling import PLACEMENTS, SHORT_POLICIES, crop_box, crop_side, dense_windows, even_windows, window_indices
 
 log = logging.getLogger(__name__)
 
@@ -338,14 +338,23 @@ class DenseClips(MultiViewClips):
     """Every test-time window of every video: the video cut into N-block clips overlapping by `overlap`
     (half, as DPC/CoCon test), centre crop, no flip. Item i is {"index": i, "video": v, "label", <view>...};
     `max_windows` > 0 keeps that many evenly spaced windows per video (for features over long videos).
-    No test video is ever skipped: one shorter than a clip gets one spread window, whatever `short` says."""
+    `placement="even"` instead cuts exactly `max_windows` clips with evenly spaced starts (TCLR's test clips,
+    `sampling.even_windows`; `overlap` unused). No test video is ever skipped: one shorter than a clip gets
+    one spread window, whatever `short` says."""
 
-    def __init__(self, *args: Any, overlap: float = 0.5, max_windows: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, overlap: float = 0.5, max_windows: int = 0, placement: str = "windows",
+                 **kwargs: Any) -> None:
+        if placement not in PLACEMENTS or (placement == "even" and max_windows < 1):
+            raise ValueError(f"placement must be one of {PLACEMENTS} (even with max_windows >= 1), got "
+                             f"{placement!r} with {max_windows}")
         kwargs["train"] = False
         kwargs["short"] = "spread"
         super().__init__(*args, **kwargs)
         self.items: list[tuple[int, np.ndarray]] = []
         for v, n in enumerate(self.num_frames):
+            if placement == "even":
+                self.items += [(v, w) for w in even_windows(n, self.num_blocks, self.block_frames, max_windows)]
+                continue
             windows = dense_windows(n, self.num_blocks, self.block_frames, overlap)
             if 0 < max_windows < len(windows):
                 windows = [windows[i] for i in np.linspace(0, len(windows) - 1, max_windows).round().astype(int)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 SHORT_POLICIES = ("spread", "skip")
+PLACEMENTS = ("windows", "even")   # test clips: `dense_windows` (evenly chosen), `even_windows`
 
 
 def window_indices(num_frames: int, num_blocks: int, block_frames: int, rng: np.random.Generator | None,
@@ -57,6 +58,21 @@ def dense_windows(num_frames: int, num_blocks: int, block_frames: int, overlap: 
     if starts[-1] + length < num_frames:
         starts.append(num_frames - length)
     return [np.arange(s, s + length, dtype=np.int64) for s in starts]
+
+
+def even_windows(num_frames: int, num_blocks: int, block_frames: int, count: int) -> list[np.ndarray]:
+    """`count` clips of N·K consecutive stored frames whose starts are int(linspace(0, frames − N·K, count)),
+    the first at the video's start and the last ending at its end (TCLR's test clips; repeats kept, so a mean
+    over them weighs each clip as TCLR does). A video shorter than one clip gives one spread window (see
+    `window_indices`); an empty one gives none."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    length = num_blocks * block_frames
+    if num_frames < length:
+        one = window_indices(num_frames, num_blocks, block_frames, None, "spread")
+        return [] if one is None else [one]
+    starts = np.linspace(0, num_frames - length, count).astype(np.int64)
+    return [np.arange(s, s + length, dtype=np.int64) for s in starts.tolist()]
 
 
 def crop_box(height: int, width: int, side: int, rng: np.random.Generator | None) -> tuple[int, int]:

@@ -95,6 +95,14 @@ def pretraining_ids(records: list[VideoRecord], holdout: float, seed: int) -> li
     return [r.id for r in records if r.id not in held]
 
 
+def holdout_videos(root: str, holdout: float, seed: int) -> list[str] | None:
+    """The videos a pre-training run (any method, `train.config.PretrainData`) trains on with `data.holdout`:
+    `pretraining_ids` of the store at `root`; None when holdout is 0 (the config's split decides)."""
+    if holdout <= 0:
+        return None
+    return pretraining_ids(store_records(root), holdout, seed)
+
+
 def class_names(store: Store) -> list[str]:
     """Label names by label id over the whole store (ids fixed by the store, not by a split)."""
     names: dict[int, str] = {}

@@ -79,10 +79,10 @@ class TCLRClips(MultiViewClips):
 
     def __init__(self, root: str | Path, views: list[str], spec: TCLRClipSpec, split: str | None = None,
                  subset: str | None = None, short: str = "spread", train: bool = True, crop_fraction: float = 1.0,
-                 seed: int = 0, skip_failed: bool = False) -> None:
+                 seed: int = 0, skip_failed: bool = False, video_ids: list[str] | None = None) -> None:
         super().__init__(root, views, split, subset, num_blocks=spec.local_clips,
                          block_frames=spec.span // spec.local_clips, short=short, train=train,
-                         crop_fraction=crop_fraction, seed=seed, skip_failed=skip_failed)
+                         crop_fraction=crop_fraction, seed=seed, skip_failed=skip_failed, video_ids=video_ids)
         self.spec = spec
 
     @property

@@ -49,6 +49,14 @@ def recall_table(recalls: Mapping[str, Mapping[int, float]], chance: Mapping[int
     return rows
 
 
+def describe_clips(count: int, placement: str, num_blocks: int, block_frames: int, overlap: float) -> str:
+    """Words for a test protocol's clips per video (a `train.methods.TestClips`), for the reports."""
+    if placement == "even":
+        return f"{count} clips of {num_blocks * block_frames} stored frames with evenly spaced starts"
+    which = "every window" if count == 0 else f"up to {count} evenly chosen windows"
+    return f"{which} of {num_blocks}x{block_frames} stored frames overlapping by {overlap:g}"
+
+
 def missing_classes_note(names: list[str], test_labels: np.ndarray, gallery_labels: np.ndarray) -> str:
     """A sentence naming the classes without a test video and those without a training (gallery) video,
     or "" when every class has both."""

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..engine.checkpoint import read_checkpoint
 from ..engine.errors import CheckpointMismatch
-from .protocol import Encoder, EncoderRequest, Method, Stage
+from .protocol import (PLACEMENTS, Downstream, Encoder, EncoderRequest, Method, Stage, TestClips, downstream,
+                       resolve_clips, retrieval_feature)
 
 # method name -> the module whose METHOD implements it
 METHODS: dict[str, str] = {"cocon": "train.methods.cocon", "tclr": "train.methods.tclr"}
@@ -58,5 +59,6 @@ def checkpoint_views(path: str | Path) -> list[str]:
     return list(state["views"])
 
 
-__all__ = ["METHODS", "DEFAULT_METHOD", "Encoder", "EncoderRequest", "Method", "Stage", "checkpoint_views",
-           "get_method", "load_encoder", "method_of"]
+__all__ = ["METHODS", "DEFAULT_METHOD", "PLACEMENTS", "Downstream", "Encoder", "EncoderRequest", "Method", "Stage",
+           "TestClips", "checkpoint_views", "downstream", "get_method", "load_encoder", "method_of", "resolve_clips",
+           "retrieval_feature"]

@@ -4,13 +4,15 @@ checkpoint and get an `Encoder` back."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from torch import Tensor, nn
 
+from ..data.sampling import PLACEMENTS
 from ..engine.distributed import DistInfo
+from ..engine.errors import ConfigError
 from ..engine.job import Job
 
 
@@ -36,12 +38,38 @@ class EncoderRequest:
     dropout: float = 0.1                 # recurrent dropout (CoCon's ConvGRU)
 
 
+
+
+@dataclass(frozen=True)
+class TestClips:
+    """How a test protocol cuts a video into clips (`train.data.DenseClips`): placement "windows", the
+    toolkit's windows overlapping by the command's overlap, `count` of them evenly chosen (0: all); placement
+    "even", `count` clips whose starts are evenly spaced from the first frame to the last start (TCLR)."""
+
+    count: int
+    placement: str = "windows"
+
+
+@dataclass(frozen=True)
+class Downstream:
+    """What a method's own downstream protocols fix (each overridable by the command's config): the clips of a
+    retrieval feature and of a classification test, how the report names the retrieval feature, and whether rgb
+    inputs get ImageNet's mean/std (False: values in [0, 1]). The defaults are CoCon's."""
+
+    retrieval: TestClips = field(default_factory=lambda: TestClips(10))
+    classification: TestClips = field(default_factory=lambda: TestClips(0))
+    feature: str = "F = g(f(.)) spatially pooled"
+    normalise: bool = True
+
+
 class Encoder(Protocol):
     """One view's pre-trained network as downstream commands use it (an nn.Module).
 
     `input_layout` names the clip shape it takes (`train.data.layout`): "blocks" (B, N, C, K, H, W) or "clip"
-    (B, C, T, H, W); `clip_feature` gives one vector per clip (B, D) for classification and retrieval;
-    `block_features` one L2-normalised vector per block or time cell (B, N, D), for the alignment analysis."""
+    (B, C, T, H, W); `clip_feature` gives one vector per clip (B, D) for classification; `block_features` one
+    L2-normalised vector per block or time cell (B, N, D), for the alignment analysis. Optional members, read
+    through `retrieval_feature` and `downstream` below: `retrieval_feature(x)` (B, D') for retrieval (default:
+    `clip_feature`) and `downstream`, a `Downstream` (default: CoCon's)."""
 
     input_layout: str
     out_dim: int
@@ -53,6 +81,26 @@ class Encoder(Protocol):
 
     def freeze_unused(self) -> None:
         """Stop gradients into parts a downstream classifier does not use (kept so checkpoints load strictly)."""
+
+
+def retrieval_feature(encoder: Encoder, x: Tensor) -> Tensor:
+    """The encoder's retrieval feature of clips `x` (B, D'): its own `retrieval_feature`, else its clip feature."""
+    own = getattr(encoder, "retrieval_feature", None)
+    return own(x) if own is not None else encoder.clip_feature(x)
+
+
+def downstream(encoder: Encoder) -> Downstream:
+    """The encoder's downstream protocol defaults (CoCon's when it declares none)."""
+    return getattr(encoder, "downstream", None) or Downstream()
+
+
+def resolve_clips(default: TestClips, count: int | None, placement: str | None, key: str) -> TestClips:
+    """The method's `default` clips with a command's config overrides (None keeps the default); `key` names the
+    count's config key in the error an even placement without a count raises."""
+    chosen = TestClips(default.count if count is None else count, placement or default.placement)
+    if chosen.placement == "even" and chosen.count < 1:
+        raise ConfigError(f"evenly placed test clips need a count: set {key} to 1 or more")
+    return chosen
 
 
 class Method(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ...config import SHARED_CHOICES, ClipData, RunSchema
+from ...config import SHARED_CHOICES, BlockClips, PretrainData, RunSchema
 from ...engine.errors import ConfigError
 from ...losses.cooperative import GRANULARITIES, PENALTIES, SIM_SCALES
 from ...models.cpc import CONTEXT_NORMS, PREDICTOR_INITS
@@ -15,16 +15,14 @@ SCHEDULE_STAGES = ("cpc", "cocon", "both")   # each view alone; all views togeth
 
 
 @dataclass
-class DataConfig(ClipData):
+class DataConfig(BlockClips, PretrainData):
     views: list[str] = field(default_factory=lambda: ["rgb", "flow_tvl1"])
-    train_split: str | None = None       # e.g. "1"; None: every video of the store
-    train_subset: str = "train"
     val_split: str | None = None         # None: the training videos, evaluated with centred windows
     val_subset: str = "test"
     val_fraction: float = 1.0            # DPC/CoCon validate on 30% of the test split: 0.3
-    repeats: int = 1                     # passes over the training videos per epoch (new windows each): small sets
-    holdout: float = 0.0                 # > 0, no split: leave out the test videos of train.finetune/evaluate's
-                                         # stratified hold-out of this fraction (same seed); 0: every video trains
+
+    def split_keys(self) -> dict[str, str | None]:
+        return {**super().split_keys(), "data.val_split": self.val_split}
 
 
 @dataclass
@@ -112,11 +110,7 @@ class CoconConfig(RunSchema):
                               f"({self.data.num_blocks}): some blocks must be context")
         if not 0 < self.data.val_fraction <= 1 or not 0 < self.data.crop_fraction <= 1:
             raise ConfigError("config keys data.val_fraction and data.crop_fraction must be in (0, 1]")
-        if not 0 <= self.data.holdout < 1:
-            raise ConfigError(f"config key data.holdout must be in [0, 1); got {self.data.holdout}")
-        if self.data.holdout > 0 and (self.data.train_split is not None or self.data.val_split is not None):
-            raise ConfigError("config key data.holdout holds out test videos of a store without splits; with "
-                              "data.train_split or data.val_split set, the split decides: set data.holdout=0")
+        self.data.check_holdout()
         if not self.data.views:
             raise ConfigError("config key data.views must name at least one view")
         if len(self.augment.jitter) != 4:

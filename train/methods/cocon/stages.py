@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ...data import MultiViewClips, ViewAugment, as_blocks, view_kind
-from ...data.splits import pretraining_ids, store_records
+from ...data.splits import holdout_videos
 from ...engine.checkpoint import CHECKPOINT, read_checkpoint
 from ...engine.distributed import DistInfo
 from ...engine.errors import TrainingError
@@ -51,8 +51,8 @@ def build_datasets(cfg: CoconConfig, views: list[str]) -> tuple[MultiViewClips, 
     d = cfg.data
     common = dict(num_blocks=d.num_blocks, block_frames=d.block_frames, short=d.short_videos,
                   crop_fraction=d.crop_fraction, seed=cfg.seed, skip_failed=d.skip_failed)
-    if d.holdout > 0:   # the training videos, also validated on: the test videos stay unseen
-        ids = pretraining_ids(store_records(d.root), d.holdout, cfg.seed)
+    ids = holdout_videos(d.root, d.holdout, cfg.seed)
+    if ids is not None:   # the training videos, also validated on: the test videos stay unseen
         return (MultiViewClips(d.root, views, train=True, video_ids=ids, **common),
                 MultiViewClips(d.root, views, train=False, fraction=d.val_fraction, video_ids=ids, **common))
     train = MultiViewClips(d.root, views, d.train_split, d.train_subset if d.train_split is not None else None,

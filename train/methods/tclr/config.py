@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ...config import SHARED_CHOICES, ClipData, RunSchema
+from ...config import SHARED_CHOICES, PretrainData, RunSchema
 from ...engine.errors import ConfigError
 from ...losses.cooperative import GRANULARITIES, PENALTIES
 from ...losses.tclr import LL_REDUCTIONS
@@ -15,19 +15,16 @@ from ...models.r3d import time_cells
 
 
 @dataclass
-class DataConfig(ClipData):
+class DataConfig(PretrainData):
     """Where TCLR cuts a video, in STORED frames (the paper's values at the source rate: a `--stride 1` store
-    reproduces them). data.num_blocks and data.block_frames are not used by TCLR."""
+    reproduces them); which videos train (data.train_split, data.holdout) as for every method."""
 
     views: list[str] = field(default_factory=lambda: ["rgb"])
     clip_frames: int = 16                # frames per clip (sparse and dense)
     sparse_step: int = 4                 # the sparse clip takes every sparse_step-th frame of the window
     local_clips: int = 4                 # dense clips tiling the window, one per time cell of the sparse clip
-    train_split: str | None = None       # e.g. "1"; None: every video of the store
-    train_subset: str = "train"
     crop_fraction: float = 1.0           # worker crop: the whole short side (the random resized crop is on the device)
     batch_size: int = 40
-    repeats: int = 1
 
 
 @dataclass
@@ -105,6 +102,7 @@ class TCLRConfig(RunSchema):
             raise ConfigError("several data.views need loss.cooperative=true (or one view per run)")
         if not 0 < d.crop_fraction <= 1:
             raise ConfigError("config key data.crop_fraction must be in (0, 1]")
+        d.check_holdout()
         if not self.optim.warmup or any(not 0 < m for m in self.optim.warmup):
             raise ConfigError("config key optim.warmup must list positive lr multipliers")
         if not 0 < self.optim.plateau_factor < 1:

@@ -9,6 +9,7 @@ import torch
 
 from ...data import view_kind
 from ...data.clip_augment import ClipAugment
+from ...data.splits import holdout_videos
 from ...data.tclr_clips import TCLRClips, TCLRClipSpec, split_sparse_dense
 from ...engine.distributed import DistInfo
 from ...engine.job import Job, LossTerms
@@ -29,11 +30,13 @@ def clip_spec(cfg: TCLRConfig) -> TCLRClipSpec:
 
 
 def build_dataset(cfg: TCLRConfig) -> TCLRClips:
-    """The training videos of the config (every video of the store without a split)."""
+    """The training videos of the config: a split's subset, every video of the store, or with data.holdout every
+    video but the downstream commands' test videos."""
     d = cfg.data
     return TCLRClips(d.root, list(d.views), clip_spec(cfg), d.train_split,
                      d.train_subset if d.train_split is not None else None, short=d.short_videos, train=True,
-                     crop_fraction=d.crop_fraction, seed=cfg.seed, skip_failed=d.skip_failed)
+                     crop_fraction=d.crop_fraction, seed=cfg.seed, skip_failed=d.skip_failed,
+                     video_ids=holdout_videos(d.root, d.holdout, cfg.seed))
 
 
 def two_copies(augment: ClipAugment, clips: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -9,6 +9,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...models.r3d import R3D, TCLRModel, r3d18
+from ..protocol import Downstream, TestClips
+
+# TCLR's downstream protocols (research/tclr_reference.md §7-8): retrieval over 9 evenly placed clips of the
+# time-unpooled map, the linear probe's test over 10, softmax averaged; inputs in [0, 1], no mean/std.
+TCLR_DOWNSTREAM = Downstream(retrieval=TestClips(9, "even"), classification=TestClips(10, "even"),
+                             feature="the R3D-18 map kept in time (channels x time cells) flattened", normalise=False)
 
 
 class TCLRInputs(NamedTuple):
@@ -51,10 +57,12 @@ class TCLRViews(nn.Module):
 
 class TCLREncoder(nn.Module):
     """A TCLR backbone as fine-tuning and evaluation use it (`train.methods.Encoder`): clips (B, C, T, H, W);
-    `clip_feature` averages the time-kept map (B, D) as TCLR's linear evaluation does; `block_features` gives
-    one L2-normalised vector per time cell (B, T', D)."""
+    `clip_feature` averages the time-kept map (B, D) as TCLR's linear evaluation does; `retrieval_feature`
+    flattens it unpooled (B, D·T'), as TCLR's retrieval does (2048-d for 16 frames at width 1);
+    `block_features` gives one L2-normalised vector per time cell (B, T', D)."""
 
     input_layout = "clip"
+    downstream = TCLR_DOWNSTREAM
 
     def __init__(self, backbone: R3D) -> None:
         super().__init__()
@@ -67,6 +75,9 @@ class TCLREncoder(nn.Module):
 
     def clip_feature(self, x: Tensor) -> Tensor:
         return self.backbone(x).mean(dim=-1)
+
+    def retrieval_feature(self, x: Tensor) -> Tensor:
+        return self.backbone(x).flatten(1)
 
     def block_features(self, x: Tensor) -> Tensor:
         return F.normalize(self.backbone(x).transpose(1, 2), dim=-1)
