@@ -64,6 +64,7 @@ class Setting:
     cpc_epochs: int = 5
     cocon_epochs: int = 5
     probe_epochs: int = 10
+    probe_dropout: float = 0.1       # CoCon's 0.7 drops 70% of a width-1/8 (32-d) feature (docs/learning_benchmark.md)
     holdout: float = 0.5
     clips_per_video: int = 4
     tclr_clip: tuple[int, int] = (8, 4)   # TCLR's clip_frames, sparse_step: a 32-frame window of 42 stored frames
@@ -189,7 +190,8 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
          f"data.holdout={s.holdout}", f"data.clips_per_video={s.clips_per_video}", "analysis.alignment_pairs=0",
          "analysis.strip_queries=0", f"data.batch_size={s.batch_size}"], arm_dir / "evaluate.log", s.threads)
     run([py, "-m", "train.finetune", "--config", str(FINETUNE_CONFIG), *common, "name=probe", "model.init=",
-         f"model.init_views={{{inits}}}", "model.linear_probe=true", f"data.views=[{', '.join(views)}]",
+         f"model.init_views={{{inits}}}", "model.linear_probe=true", f"model.dropout={s.probe_dropout}",
+         f"data.views=[{', '.join(views)}]",
          "data.splits=[]", f"data.holdout={s.holdout}", f"epochs={s.probe_epochs}",
          f"optim.milestones=[{s.probe_epochs + 1}]", f"data.batch_size={s.batch_size}",
          f"data.repeats={s.repeats}", f"model.precise_bn_batches={max(2, s.repeats * 4)}"], arm_dir / "probe.log",

@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="sample: the built-in 12 videos; learning: the learning benchmark's set, classes "
                              "defined by motion only (docs/learning_benchmark.md)")
     sample.add_argument("--classes", type=int, choices=range(2, 9), default=6, metavar="{2..8}",
-                        help="--variant learning: motion classes (default 6: pan, rotate, zoom, both ways)")
+                        help="--variant learning: motion classes (default 6: pan up/down, zoom in/out, pan sideways, "
+                             "rotate; 7 and 8 add pan left/right)")
     sample.add_argument("--seed", type=int, default=0, help="--variant learning: the seed every video is drawn from")
     return parser
 

@@ -2,9 +2,12 @@
 motion alone, appearance drawn independently of the class.
 
 Every video is one random texture (its own colours, contrast and grain) moved by one affine step per
-frame. The class fixes only the kind and sign of the motion: pan left/right, rotate clockwise/anticlockwise,
-zoom in/out (then pan up/down when more classes are asked for); speed, direction jitter, centre, start
-position and start angle are drawn per video. The range of poses a video passes through is symmetric (a
+frame. The class fixes only the kind of the motion, and its sign where a horizontal flip keeps it: pan up,
+pan down, zoom in, zoom out, pan sideways (left or right, drawn per video), rotate (either way, drawn per
+video), then pan left and pan right when more classes are asked for. Every training command flips clips
+horizontally at random (as DPC and CoCon do for UCF101), which turns a left pan into a right pan and a clockwise
+turn into an anticlockwise one, so the six default classes are the ones a flip maps to themselves; speed,
+direction jitter, centre, start position and start angle are drawn per video. The range of poses a video passes through is symmetric (a
 zoom runs from 1/sqrt(S) to sqrt(S) of the texture's scale, a rotation starts at a random angle), so the set
 of frames of a zoom-in video is distributed like that of a zoom-out video: only their order in time tells
 the classes apart. RGB shows the motion over a few frames; optical flow shows it in every pair.
@@ -21,16 +24,16 @@ import numpy as np
 from .synthetic import affine_step, encode_video, moving_frames
 
 # Class names in label order (folders sort alphabetically, so the store's ids follow the names, not this order).
-MOTIONS: tuple[str, ...] = ("pan_left", "pan_right", "rotate_cw", "rotate_acw", "zoom_in", "zoom_out",
-                            "pan_up", "pan_down")
+MOTIONS: tuple[str, ...] = ("pan_up", "pan_down", "zoom_in", "zoom_out", "pan_sideways", "rotate",
+                            "pan_left", "pan_right")
 DEFAULT_SIZE = (64, 80)           # (height, width) of the rendered frames
 DEFAULT_FRAMES = 128              # 42 stored frames at stride 3: one whole 8x5-block clip
-PAN_SPEED = (1.0, 2.0)            # pixels per frame
+PAN_SPEED = (1.5, 3.0)            # pixels per frame
 PAN_JITTER = 0.25                 # the other axis moves by up to this fraction of the speed, either sign
-ROTATE_SPEED = (1.0, 2.5)         # degrees per frame
-ZOOM_SPEED = (0.006, 0.012)       # relative scale change per frame
+ROTATE_SPEED = (1.5, 3.5)         # degrees per frame
+ZOOM_SPEED = (0.012, 0.020)       # relative scale change per frame
 CENTRE_JITTER = 0.1               # rotation and zoom centres: up to this fraction of the frame off centre
-BLUR = (1.0, 3.5)                 # texture grain: Gaussian sigma of the noise, pixels
+BLUR = (3.0, 6.0)                 # texture grain: Gaussian sigma of the noise, pixels
 CONTRAST = (25.0, 55.0)           # std of the texture's grey levels before clipping
 
 
@@ -38,7 +41,7 @@ CONTRAST = (25.0, 55.0)           # std of the texture's grey levels before clip
 class VideoSpec:
     """What one benchmark video is: its class, per-frame motion, start pose and texture seed."""
 
-    motion: str
+    motion: str          # the class
     step: np.ndarray     # 3x3 per-frame affine motion in frame coordinates
     start: np.ndarray    # 3x3 pose of the first frame relative to the texture crop
     offset: tuple[int, int]
@@ -67,11 +70,16 @@ def _matrix_power(step: np.ndarray, exponent: float) -> np.ndarray:
     return np.real(expm(exponent * logm(step)))
 
 
-def video_spec(motion: str, rng: np.random.Generator, num_frames: int, size: tuple[int, int]) -> VideoSpec:
-    """Draw one video of class `motion`: speed, jitter, centre and start pose from `rng`."""
+def video_spec(motion: str, rng: np.random.Generator, num_frames: int, size: tuple[int, int],
+               label: str | None = None) -> VideoSpec:
+    """Draw one video of `motion` (a class, or for the two-way classes the direction drawn): speed, jitter,
+    centre and start pose from `rng`; `label` is its class when it differs from `motion`."""
     h, w = size
     centre = (w / 2.0 + rng.uniform(-1, 1) * CENTRE_JITTER * w, h / 2.0 + rng.uniform(-1, 1) * CENTRE_JITTER * h)
     start = np.eye(3)
+    if motion in ("pan_sideways", "rotate"):   # the direction is drawn per video, not by the class
+        motion_drawn = {"pan_sideways": ("pan_left", "pan_right"), "rotate": ("rotate_cw", "rotate_acw")}[motion]
+        return video_spec(motion_drawn[int(rng.integers(2))], rng, num_frames, size, label=motion)
     if motion.startswith("pan"):
         speed, jitter = rng.uniform(*PAN_SPEED), rng.uniform(-1, 1) * PAN_JITTER
         along, across = {"pan_left": (-1, 0), "pan_right": (1, 0), "pan_up": (0, -1), "pan_down": (0, 1)}[motion]
@@ -100,7 +108,7 @@ def video_spec(motion: str, rng: np.random.Generator, num_frames: int, size: tup
         shape, (oy, ox) = (reach + 2 * h, reach + 2 * w), ((reach + 2 * h - h) // 2, (reach + 2 * w - w) // 2)
     else:
         raise ValueError(f"motion must be one of {', '.join(MOTIONS)}, got {motion!r}")
-    return VideoSpec(motion, step, start, (oy, ox), shape, int(rng.integers(2**31)))
+    return VideoSpec(label or motion, step, start, (oy, ox), shape, int(rng.integers(2**31)))
 
 
 def render(spec: VideoSpec, num_frames: int, size: tuple[int, int]) -> list[np.ndarray]:
