@@ -16,8 +16,7 @@ from .engine.pretrain import pretrain_main
 from .methods import get_method
 
 EPILOG = ("Overrides are dotted keys of the config, e.g. data.batch_size=8 optim.lr=3e-4 schedule.stage=cocon "
-          "name=my_run. The resolved config is saved in every stage folder. Exit status: 0 done, 2 a usage error, "
-          "4 the loss diverged, 130 Ctrl-C, 143 SIGTERM (both keep the last epoch's checkpoint: --resume continues).")
+          "name=my_run. The resolved config is saved in every stage folder.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

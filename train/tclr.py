@@ -16,8 +16,7 @@ from .engine.pretrain import pretrain_main
 from .methods import get_method
 
 EPILOG = ("Overrides are dotted keys of the config, e.g. data.batch_size=8 optim.lr=3e-4 loss.ll_reduction=mean "
-          "name=my_run. The resolved config is saved in the stage folder. Exit status: 0 done, 2 a usage error, "
-          "4 the loss diverged.")
+          "name=my_run. The resolved config is saved in the stage folder.")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,8 +33,13 @@ def pretrain(method: Any, cfg: Any, resume: bool) -> int:
     return 0
 
 
+EXIT_STATUSES = ("Exit status: 0 done, 2 a usage error, 4 the loss diverged, 130 Ctrl-C, 143 SIGTERM (both keep "
+                 "the last epoch's checkpoint: --resume continues).")
+
+
 def pretrain_main(method: Any, prog: str, doc: str, epilog: str, argv: Sequence[str] | None = None) -> int:
-    """The whole `python -m train.<method> --config FILE [key=value ...] [--resume]` command of a method."""
-    args = command_parser(prog, doc, epilog, "continue the run from its checkpoints (finished stages are "
+    """The whole `python -m train.<method> --config FILE [key=value ...] [--resume]` command of a method; its
+    help ends with the exit statuses every method's command shares."""
+    args = command_parser(prog, doc, f"{epilog} {EXIT_STATUSES}", "continue the run from its checkpoints (finished stages are "
                                              "skipped)").parse_args(argv)
     return run_command(args.config, args.overrides, method.schema, lambda cfg: pretrain(method, cfg, args.resume))
