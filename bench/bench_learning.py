@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -151,6 +152,11 @@ def tclr_keys(s: Setting, store: Path, runs: Path, seed: int) -> list[str]:
 def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dict[str, Path] | None:
     """Pre-train one arm; the checkpoint of each view (None: the arm is skipped)."""
     py, runs = sys.executable, arm_dir / "runs"
+    final = {"cpc": runs / "cpc" / f"cpc-{VIEWS[-1]}" / "checkpoint.pth", "cocon": runs / "cocon" / "cocon" /
+             "checkpoint.pth", "authors": runs / "authors" / "cocon" / "checkpoint.pth",
+             "tclr": runs / "tclr" / "tclr" / "checkpoint.pth"}.get(arm)
+    if final is not None and not final.is_file():   # an interrupted pre-training starts again
+        shutil.rmtree(runs, ignore_errors=True)
     keys = pretrain_keys(s, store, runs, seed)
     views = f"data.views=[{', '.join(VIEWS)}]"
     if arm == "random":
@@ -159,23 +165,23 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
             random_checkpoint(s, store, path, seed)
         return {v: path for v in VIEWS}
     if arm == "cpc":   # each view alone for as many epochs as CoCon's rgb gets in its two stages
-        if not (runs / "cpc" / f"cpc-{VIEWS[-1]}" / "checkpoint.pth").is_file():
+        if not final.is_file():
             run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, "name=cpc",
                  "schedule.stage=cpc", f"schedule.cpc_epochs={s.cpc_epochs + s.cocon_epochs}"],
                 arm_dir / "pretrain.log", s.threads)
         return {v: runs / "cpc" / f"cpc-{v}" / "checkpoint.pth" for v in VIEWS}
     if arm in ("cocon", "authors"):
         preset = ["preset=authors-code"] if arm == "authors" else []
-        if not (runs / arm / "cocon" / "checkpoint.pth").is_file():
+        if not final.is_file():
             run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, f"name={arm}",
                  "schedule.stage=both", f"schedule.cpc_epochs={s.cpc_epochs}",
                  f"schedule.cocon_epochs={s.cocon_epochs}", *preset], arm_dir / "pretrain.log", s.threads)
-        return {v: runs / arm / "cocon" / "checkpoint.pth" for v in VIEWS}
+        return {v: final for v in VIEWS}
     if arm == "tclr":   # RGB only: one epoch's steps as CoCon's, for cpc + cocon epochs
-        if not (runs / "tclr" / "tclr" / "checkpoint.pth").is_file():
+        if not final.is_file():
             run([py, "-m", "train.tclr", "--config", str(TCLR_CONFIG), *tclr_keys(s, store, runs, seed)],
                 arm_dir / "pretrain.log", s.threads)
-        return {"rgb": runs / "tclr" / "tclr" / "checkpoint.pth"}
+        return {"rgb": final}
     raise ValueError(f"unknown arm {arm!r}")
 
 
@@ -183,6 +189,8 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
     """Retrieval (train.evaluate) and a linear probe (train.finetune) of each view of `checkpoints`, on the
     held-out videos."""
     py, views = sys.executable, list(checkpoints)
+    for partial in (arm_dir / "evaluate", arm_dir / "probe"):   # an interrupted measurement starts again
+        shutil.rmtree(partial, ignore_errors=True)
     common = [f"data.root={store}", f"out={arm_dir}", f"seed={seed}", "data.workers=0", *s.clip_keys()]
     inits = ", ".join(f"{v}: {p}" for v, p in checkpoints.items())
     run([py, "-m", "train.evaluate", "--config", str(EVALUATE_CONFIG), *common, "name=evaluate", "checkpoint=",
@@ -203,7 +211,8 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
     for v in views:
         r = ev["results"][v]
         out[v] = {"r1": r["recall"]["1"], "r5": r["recall"]["5"], "cos_same": r["cosine_same_class_mean"],
-                  "cos_other": r["cosine_other_class_mean"], "probe_top1": probe["mean"][v]["top1"]}
+                  "cos_other": r["cosine_other_class_mean"], "spread": r["spread"]["std"],
+                  "rank": r["spread"]["effective_rank"], "probe_top1": probe["mean"][v]["top1"]}
     return out
 
 
@@ -214,10 +223,10 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
 
 
-def _mean_sd_raw(values: list[float]) -> str:
+def _mean_sd_raw(values: list[float], digits: int = 3) -> str:
     if len(values) < 2:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipped: list[str], path: Path,
@@ -231,21 +240,23 @@ def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipp
         lines += [f"{any_arm['queries']} test videos query {any_arm['gallery']} training videos; chance R@1 "
                   f"{100 * any_arm['chance_r1']:.1f}%, probe chance {100 * any_arm['probe_chance']:.1f}%. "
                   f"Values in %, mean ± sd over seeds (cosines: mean ± sd).", ""]
-    lines += ["| arm | view | R@1 | R@5 | cosine same class | cosine other classes | linear probe top-1 |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| arm | view | R@1 | R@5 | cosine same class | cosine other classes | spread (0: collapsed) "
+              "| effective rank | linear probe top-1 |", "|---|---|---|---|---|---|---|---|---|"]
     for arm, per_seed in results.items():
         runs = [per_seed[seed] for seed in s.seeds if seed in per_seed]
         for v in VIEWS:
             if v not in runs[0]:
-                lines.append(f"| {arm} | {v} | - | - | - | - | - |")
+                lines.append(f"| {arm} | {v} | - | - | - | - | - | - | - |")
                 continue
             lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | "
                          f"{_mean_sd([r[v]['r5'] for r in runs])} "
                          f"| {_mean_sd_raw([r[v]['cos_same'] for r in runs])} | "
                          f"{_mean_sd_raw([r[v]['cos_other'] for r in runs])} | "
+                         f"{_mean_sd_raw([r[v].get('spread', float('nan')) for r in runs])} | "
+                         f"{_mean_sd_raw([r[v].get('rank', float('nan')) for r in runs], 1)} | "
                          f"{_mean_sd([r[v]['probe_top1'] for r in runs])} |")
     for arm in skipped:
-        lines.append(f"| {arm} | - | skipped | | | | |")
+        lines.append(f"| {arm} | - | skipped | | | | | | |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from train.evaluation.metrics import (class_similarity, confusion_matrix, consistency, ensemble_probabilities,
-                                      l2_normalise_rows, nearest_classes, nearest_neighbours, pair_cosines,
+                                      feature_spread, l2_normalise_rows, nearest_classes, nearest_neighbours, pair_cosines,
                                       per_class_accuracy, recall_at_k, smooth, soft_alignment, topk_accuracy,
                                       video_probabilities)
 
@@ -270,3 +270,15 @@ def test_soft_alignment_and_smooth() -> None:
     np.testing.assert_allclose(smooth(np.full((4, 5), 0.3), 2.0), 0.3)
     with pytest.raises(ValueError, match="sigma"):
         smooth(delta, -1.0)
+
+
+def test_feature_spread_is_zero_for_collapsed_features_and_counts_the_directions_used() -> None:
+    collapsed = feature_spread(np.tile([[3.0, 4.0, 0.0]], (5, 1)) * np.arange(1, 6)[:, None])   # one direction
+    assert collapsed["std"] == pytest.approx(0.0, abs=1e-12)
+    # +-e1 and +-e2, after normalisation: per dimension values (1, -1, 0, 0) / (0, 0, 1, -1), std sqrt(2/3) each
+    # (ddof 1); the third dimension is 0. Mean over 3 dimensions x sqrt(3) = 2 sqrt(2/3) / 3 x sqrt(3).
+    square = feature_spread(np.array([[2.0, 0, 0], [-1.0, 0, 0], [0, 5.0, 0], [0, -3.0, 0]]))
+    assert square["std"] == pytest.approx(2 * math.sqrt(2 / 3) / 3 * math.sqrt(3))
+    assert square["effective_rank"] == pytest.approx(2.0)          # two equal singular values
+    line = feature_spread(np.array([[1.0, 0.1], [-1.0, 0.1], [1.0, 0.1], [-1.0, 0.1]]))
+    assert line["effective_rank"] == pytest.approx(1.0)             # centred: all variation along one axis

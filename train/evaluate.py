@@ -32,8 +32,8 @@ from .evaluation.features import block_features, video_features
 from .evaluation.figures import (plot_alignment, plot_class_similarity, plot_cosine_histograms,
                                  plot_neighbour_strips, plot_tsne)
 from .evaluation.metrics import (by_construction, chance_recall_at_k, class_similarity, consistency,
-                                 consistency_informative, l2_normalise_rows, nearest_classes, nearest_neighbours,
-                                 pair_cosines, recall_at_k, soft_alignment)
+                                 consistency_informative, feature_spread, l2_normalise_rows, nearest_classes,
+                                 nearest_neighbours, pair_cosines, recall_at_k, soft_alignment)
 from .evaluation.report import (NOT_INFORMATIVE, Section, describe_clips, missing_classes_note, recall_table,
                                 write_report)
 from .methods import Encoder, EncoderRequest, checkpoint_views, downstream, load_encoder, resolve_clips
@@ -157,6 +157,7 @@ class Evaluation:
                                 for c, row in enumerate(neighbours) if c in set(self.test_labels.tolist())},
             "cosine_same_class_mean": float(same.mean()) if len(same) else None,
             "cosine_other_class_mean": float(other.mean()) if len(other) else None,
+            "spread": feature_spread(np.concatenate([gallery, queries])),
         }
         figs = self.figures[view]
         figs.append(plot_class_similarity(sim, neighbours, self.names, run_dir / view / "class_similarity.png",
@@ -255,7 +256,10 @@ class Evaluation:
         for view in self.views:
             r = self.results[view]
             text = (f"Mean cosine similarity of test video pairs: same class "
-                    f"{_fmt(r['cosine_same_class_mean'])}, other classes {_fmt(r['cosine_other_class_mean'])}.")
+                    f"{_fmt(r['cosine_same_class_mean'])}, other classes {_fmt(r['cosine_other_class_mean'])}. "
+                    f"Spread of all videos' features (collapse: 0): per-dimension std x sqrt(d) "
+                    f"{_fmt(r['spread']['std'])} (about 1: spread evenly), effective rank "
+                    f"{r['spread']['effective_rank']:.1f} of {self.feature_info[view]['dim']}.")
             sections.append(Section(f"View {view}", text, figures=self.figures[view]))
         return write_report(cfg.run_dir, f"Evaluation: {cfg.name}", metrics, sections)
 

@@ -220,6 +220,23 @@ def pair_cosines(features: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, 
     return cos[same], cos[~same]
 
 
+def feature_spread(features: np.ndarray) -> dict[str, float]:
+    """How far the L2-normalised features are from collapse: `std` is the per-dimension standard deviation
+    averaged over dimensions, times sqrt(d) (SimSiam's measure: 0 when every video has one feature, about 1 for
+    features spread evenly over the sphere); `effective_rank` is exp of the entropy of the normalised singular
+    values of the centred features (1: all variation along one direction; d: spread over every dimension)."""
+    x = l2_normalise_rows(_matrix("features", features))
+    n, d = x.shape
+    if n < 2:
+        return {"std": 0.0, "effective_rank": 1.0}
+    std = float(x.std(axis=0, ddof=1).mean() * math.sqrt(d))
+    s = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    p = s / s.sum() if s.sum() > NORM_EPS else np.zeros_like(s)
+    p = p[p > 0]
+    rank = float(np.exp(-(p * np.log(p)).sum())) if len(p) else 1.0
+    return {"std": std, "effective_rank": rank}
+
+
 def soft_alignment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity (Na, Nb) of every block feature of video a with every block feature of video b."""
     a, b = l2_normalise_rows(a), l2_normalise_rows(b)
