@@ -31,7 +31,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ EVALUATE_CONFIG = CONFIGS / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
 TCLR_CONFIG = CONFIGS / "tclr_r3d18w0.125-32_1x4_4e_sample-rgb.yaml"
 VIEWS = ("rgb", "flow_dis")
 ARMS = ("random", "cpc", "cocon", "authors", "tclr")
+RANDOM_INIT = threading.Lock()
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Setting:
     cocon_epochs: int = 5
     probe_epochs: int = 10
     probe_dropout: float = 0.1       # CoCon's 0.7 drops 70% of a width-1/8 (32-d) feature (docs/learning_benchmark.md)
+    probe_lr: float = 0.01           # fine-tuning's 1e-3 leaves a linear head under-trained in 10 epochs (same doc)
     holdout: float = 0.5
     clips_per_video: int = 4
     tclr_clip: tuple[int, int] = (8, 4)   # TCLR's clip_frames, sparse_step: a 32-frame window of 42 stored frames
@@ -149,8 +153,8 @@ def tclr_keys(s: Setting, store: Path, runs: Path, seed: int) -> list[str]:
             "model.width=0.125", f"model.size={s.size}", f"epochs={s.cpc_epochs + s.cocon_epochs}", "name=tclr"]
 
 
-def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dict[str, Path] | None:
-    """Pre-train one arm; the checkpoint of each view (None: the arm is skipped)."""
+def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dict[str, Path]:
+    """Pre-train one arm; the checkpoint of each view."""
     py, runs = sys.executable, arm_dir / "runs"
     final = {"cpc": runs / "cpc" / f"cpc-{VIEWS[-1]}" / "checkpoint.pth", "cocon": runs / "cocon" / "cocon" /
              "checkpoint.pth", "authors": runs / "authors" / "cocon" / "checkpoint.pth",
@@ -161,8 +165,9 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
     views = f"data.views=[{', '.join(VIEWS)}]"
     if arm == "random":
         path = runs / "random" / "checkpoint.pth"
-        if not path.is_file():
-            random_checkpoint(s, store, path, seed)
+        with RANDOM_INIT:   # torch's global generator: one random arm at a time
+            if not path.is_file():
+                random_checkpoint(s, store, path, seed)
         return {v: path for v in VIEWS}
     if arm == "cpc":   # each view alone for as many epochs as CoCon's rgb gets in its two stages
         if not final.is_file():
@@ -199,6 +204,7 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
          "analysis.strip_queries=0", f"data.batch_size={s.batch_size}"], arm_dir / "evaluate.log", s.threads)
     run([py, "-m", "train.finetune", "--config", str(FINETUNE_CONFIG), *common, "name=probe", "model.init=",
          f"model.init_views={{{inits}}}", "model.linear_probe=true", f"model.dropout={s.probe_dropout}",
+         f"optim.lr={s.probe_lr}",
          f"data.views=[{', '.join(views)}]",
          "data.splits=[]", f"data.holdout={s.holdout}", f"epochs={s.probe_epochs}",
          f"optim.milestones=[{s.probe_epochs + 1}]", f"data.batch_size={s.batch_size}",
@@ -229,8 +235,8 @@ def _mean_sd_raw(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipped: list[str], path: Path,
-                command: str, seconds: float) -> None:
+def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, path: Path, command: str,
+                seconds: float) -> None:
     """A markdown table: per arm and view, R@1, R@5, same/other-class cosine and probe top-1, mean ± sd."""
     when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
     lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {when}; "
@@ -255,8 +261,6 @@ def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, skipp
                          f"{_mean_sd_raw([r[v].get('spread', float('nan')) for r in runs])} | "
                          f"{_mean_sd_raw([r[v].get('rank', float('nan')) for r in runs], 1)} | "
                          f"{_mean_sd([r[v]['probe_top1'] for r in runs])} |")
-    for arm in skipped:
-        lines.append(f"| {arm} | - | skipped | | | | | | |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -291,6 +295,22 @@ def write_plot(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Non
     plt.close(fig)
 
 
+def run_arm(arm: str, s: Setting, store: Path, work: Path, seed: int) -> dict[str, Any]:
+    """Pre-train and measure one arm of one seed, or read its result when a earlier run finished it."""
+    arm_dir = work / f"seed{seed}" / arm
+    done = arm_dir / "result.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    t0 = time.monotonic()
+    result = measure(s, store, arm_dir, seed, pretrain(arm, s, store, arm_dir, seed))
+    done.write_text(json.dumps(result, indent=1))
+    flow = f"{100 * result['flow_dis']['r1']:.1f}%" if "flow_dis" in result else "-"
+    rgb = result["rgb"]
+    print(f"seed {seed} {arm}: rgb R@1 {100 * rgb['r1']:.1f}%, probe {100 * rgb['probe_top1']:.1f}%; "
+          f"flow R@1 {flow} ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke check: 1 seed, 18 tiny videos, 1 + 1 epochs")
@@ -300,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--epochs", type=int, nargs=2, metavar=("CPC", "COCON"), default=None,
                         help="pre-training epochs of CoCon's two stages (the cpc arm gets their sum)")
+    parser.add_argument("--jobs", type=int, default=0, help="arms run side by side, each command at cpus/jobs "
+                        "threads (default: one per CPU, at most 8)")
     parser.add_argument("--per-class", type=int, default=None, help="videos per class (default 16; --quick 3)")
     parser.add_argument("--table", type=Path, default=None,
                         help="markdown table (default docs/learning_benchmark_table.md; --quick: <work>/table.md)")
@@ -319,31 +341,22 @@ def main(argv: list[str] | None = None) -> int:
     table = args.table or (work / "table.md" if args.quick else REPO_ROOT / "docs" / "learning_benchmark_table.md")
     plot = args.plot or (work / "plot.png" if args.quick else REPO_ROOT / "docs" / "learning_benchmark.png")
     command = "python bench/bench_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    jobs = args.jobs or max(1, min(os.cpu_count() or 1, 8))
+    if jobs > 1 and not s.threads:   # tiny models: one thread per command, commands side by side
+        s.threads = max(1, (os.cpu_count() or 1) // jobs)
     start = time.monotonic()
     store = make_store(s, work)
-    results: dict[str, dict[int, dict[str, Any]]] = {}
-    skipped: list[str] = []
-    for seed in s.seeds:           # seed-major: a stopped run still has every arm of its first seeds
-        for arm in args.arms:
-            arm_dir = work / f"seed{seed}" / arm
-            done = arm_dir / "result.json"
-            if done.is_file():
-                results.setdefault(arm, {})[seed] = json.loads(done.read_text())
-                continue
-            t0 = time.monotonic()
-            checkpoints = pretrain(arm, s, store, arm_dir, seed)
-            if checkpoints is None:
-                if arm not in skipped:
-                    skipped.append(arm)
-                continue
-            result = measure(s, store, arm_dir, seed, checkpoints)
-            done.write_text(json.dumps(result, indent=1))
-            results.setdefault(arm, {})[seed] = result
-            flow = f"{100 * result['flow_dis']['r1']:.1f}%" if "flow_dis" in result else "-"
-            print(f"seed {seed} {arm}: rgb R@1 {100 * result['rgb']['r1']:.1f}%, probe "
-                  f"{100 * result['rgb']['probe_top1']:.1f}%; flow R@1 {flow} "
-                  f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
-    write_table(results, s, skipped, table, command, time.monotonic() - start)
+    tasks = [(seed, arm) for seed in s.seeds for arm in args.arms]   # seed-major: first seeds finish first
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {task: pool.submit(run_arm, task[1], s, store, work, task[0]) for task in tasks}
+        try:
+            for future in as_completed(futures.values()):
+                future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    results = {arm: {seed: futures[(seed, arm)].result() for seed in s.seeds} for arm in args.arms}
+    write_table(results, s, table, command, time.monotonic() - start)
     if results:
         write_plot(results, plot)
     print(f"table: {table}\nplot: {plot}", file=sys.stderr)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from train.evaluation.metrics import (class_similarity, confusion_matrix, consistency, ensemble_probabilities,
-                                      feature_spread, l2_normalise_rows, nearest_classes, nearest_neighbours, pair_cosines,
-                                      per_class_accuracy, recall_at_k, smooth, soft_alignment, topk_accuracy,
-                                      video_probabilities)
+                                      feature_spread, l2_normalise_rows, nearest_classes, nearest_neighbours,
+                                      pair_cosines, per_class_accuracy, recall_at_k, smooth, soft_alignment,
+                                      topk_accuracy, video_probabilities)
 
 E2 = math.exp(2.0)
 
