@@ -218,8 +218,38 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
         r = ev["results"][v]
         out[v] = {"r1": r["recall"]["1"], "r5": r["recall"]["5"], "cos_same": r["cosine_same_class_mean"],
                   "cos_other": r["cosine_other_class_mean"], "spread": r["spread"]["std"],
-                  "rank": r["spread"]["effective_rank"], "probe_top1": probe["mean"][v]["top1"]}
+                  "rank": r["spread"]["effective_rank"], "probe_top1": probe["mean"][v]["top1"],
+                  **appearance_and_class(store, arm_dir / "evaluate" / v / "features.npz")}
     return out
+
+
+def appearance_and_class(store: Path, features: Path) -> dict[str, float]:
+    """Spearman correlations, over every (test, training) video pair, of the cosine of their features with the
+    similarity of their appearance (minus the distance of standardised `appearance_statistics`) and with being
+    of one class: a feature that ranks videos by appearance has learnt what the set draws independently of the
+    class (docs/learning_benchmark.md)."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from preprocess.learning_set import appearance_statistics
+    from preprocess.store import Store
+
+    z = np.load(features)
+    st = Store(store)
+    try:
+        stats = {v: appearance_statistics(st.read(v, "rgb", 0, st.num_frames(v, "rgb")))
+                 for v in [*z["query_ids"], *z["gallery_ids"]]}
+    finally:
+        st.close()
+    both = np.stack(list(stats.values()))
+    mu, sd = both.mean(0), both.std(0) + 1e-9
+    qa = (np.stack([stats[v] for v in z["query_ids"]]) - mu) / sd
+    ga = (np.stack([stats[v] for v in z["gallery_ids"]]) - mu) / sd
+    q, g = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (z["queries"], z["gallery"]))
+    cos = (q @ g.T).ravel()
+    appearance = -np.linalg.norm(qa[:, None] - ga[None], axis=-1).ravel()
+    same = (z["query_labels"][:, None] == z["gallery_labels"][None]).ravel().astype(float)
+    return {"rho_appearance": float(spearmanr(cos, appearance)[0]), "rho_class": float(spearmanr(cos, same)[0])}
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -229,15 +259,20 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(pct):.1f} ± {statistics.stdev(pct):.1f}"
 
 
-def _mean_sd_raw(values: list[float], digits: int = 3) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+def _mean_sd_raw(values: list[float | None], digits: int = 3) -> str:
+    """mean ± sd of the values present ('-' when none is: a result from before that measure existed)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "-"
+    if len(present) < 2:
+        return f"{present[0]:.{digits}f}"
+    return f"{statistics.mean(present):.{digits}f} ± {statistics.stdev(present):.{digits}f}"
 
 
 def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, path: Path, command: str,
                 seconds: float) -> None:
-    """A markdown table: per arm and view, R@1, R@5, same/other-class cosine and probe top-1, mean ± sd."""
+    """A markdown table: per arm and view, R@1, R@5, same/other-class cosine, spread, effective rank, the
+    appearance and class correlations, and probe top-1, mean ± sd."""
     when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
     lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {when}; "
              f"{seconds / 60:.1f} min wall on {os.cpu_count()} CPUs (shared machine: timing is not a measurement).", ""]
@@ -245,50 +280,63 @@ def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, path:
     if any_arm:
         lines += [f"{any_arm['queries']} test videos query {any_arm['gallery']} training videos; chance R@1 "
                   f"{100 * any_arm['chance_r1']:.1f}%, probe chance {100 * any_arm['probe_chance']:.1f}%. "
-                  f"Values in %, mean ± sd over seeds (cosines: mean ± sd).", ""]
+                  f"Values in %, mean ± sd over seeds (cosines, spread, rank, ρ: mean ± sd). ρ: Spearman "
+                  f"correlation over (test, training) video pairs of the feature cosine with appearance similarity "
+                  f"and with being of one class.", ""]
     lines += ["| arm | view | R@1 | R@5 | cosine same class | cosine other classes | spread (0: collapsed) "
-              "| effective rank | linear probe top-1 |", "|---|---|---|---|---|---|---|---|---|"]
+              "| effective rank | ρ appearance | ρ class | linear probe top-1 |", "|---" * 11 + "|"]
     for arm, per_seed in results.items():
         runs = [per_seed[seed] for seed in s.seeds if seed in per_seed]
         for v in VIEWS:
             if v not in runs[0]:
-                lines.append(f"| {arm} | {v} | - | - | - | - | - | - | - |")
+                lines.append(f"| {arm} | {v} | - | - | - | - | - | - | - | - | - |")
                 continue
             lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | "
                          f"{_mean_sd([r[v]['r5'] for r in runs])} "
                          f"| {_mean_sd_raw([r[v]['cos_same'] for r in runs])} | "
                          f"{_mean_sd_raw([r[v]['cos_other'] for r in runs])} | "
-                         f"{_mean_sd_raw([r[v].get('spread', float('nan')) for r in runs])} | "
-                         f"{_mean_sd_raw([r[v].get('rank', float('nan')) for r in runs], 1)} | "
+                         f"{_mean_sd_raw([r[v].get('spread') for r in runs])} | "
+                         f"{_mean_sd_raw([r[v].get('rank') for r in runs], 1)} | "
+                         f"{_mean_sd_raw([r[v].get('rho_appearance') for r in runs], 2)} | "
+                         f"{_mean_sd_raw([r[v].get('rho_class') for r in runs], 2)} | "
                          f"{_mean_sd([r[v]['probe_top1'] for r in runs])} |")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
 
 def write_plot(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> None:
-    """Bars of RGB and flow R@1 and probe top-1 per arm (mean, sd as error bars, every seed as a dot)."""
+    """Per arm: RGB and flow R@1 and probe top-1 (mean, sd as error bars, every seed as a dot), and what the RGB
+    feature ranks videos by (its correlation with appearance and with the class)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
     arms = list(results)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-    for ax, (metric, title) in zip(axes, (("r1", "retrieval R@1"), ("probe_top1", "linear probe top-1"))):
-        for j, v in enumerate(VIEWS):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    panels = [(axes[0], "r1", VIEWS, "retrieval R@1 (%)"), (axes[1], "probe_top1", VIEWS, "linear probe top-1 (%)"),
+              (axes[2], None, ("rho_appearance", "rho_class"), "RGB feature cosine: Spearman ρ with")]
+
+    def value(r: dict[str, Any], metric: str | None, name: str) -> float:
+        if metric is None:   # the RGB feature's correlation called `name`
+            return r["rgb"].get(name, np.nan)
+        return 100 * r[name][metric] if name in r else np.nan
+
+    for ax, metric, series, title in panels:
+        for j, name in enumerate(series):
             x = np.arange(len(arms)) + (j - 0.5) * 0.38
-            vals = [[100 * r[v][metric] if v in r else np.nan for r in results[a].values()] for a in arms]
-            ax.bar(x, [np.mean(q) for q in vals], 0.36, yerr=[np.std(q, ddof=1) if len(q) > 1 else 0 for q in vals],
-                   label=v, capsize=3)
+            vals = [[value(r, metric, name) for r in results[a].values()] for a in arms]
+            ax.bar(x, [np.mean(q) for q in vals], 0.36, label=name.replace("rho_", ""), capsize=3,
+                   yerr=[np.std(q, ddof=1) if len(q) > 1 else 0 for q in vals])
             for xi, q in zip(x, vals):
                 ax.plot([xi] * len(q), q, "k.", ms=3)
-        first = next(iter(results[arms[0]].values()))
-        ax.axhline(100 * (first["chance_r1"] if metric == "r1" else first["probe_chance"]), color="grey", ls="--",
-                   lw=1, label="chance")
+        if metric:
+            first = next(iter(results[arms[0]].values()))
+            ax.axhline(100 * (first["chance_r1"] if metric == "r1" else first["probe_chance"]), color="grey",
+                       ls="--", lw=1, label="chance")
         ax.set_xticks(np.arange(len(arms)), arms)
-        ax.set_title(title)
-    axes[0].set_ylabel("%")
-    axes[0].legend(fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -300,7 +348,13 @@ def run_arm(arm: str, s: Setting, store: Path, work: Path, seed: int) -> dict[st
     arm_dir = work / f"seed{seed}" / arm
     done = arm_dir / "result.json"
     if done.is_file():
-        return json.loads(done.read_text())
+        result = json.loads(done.read_text())
+        for v in VIEWS:   # a result written before the appearance/class correlations were measured
+            npz = arm_dir / "evaluate" / v / "features.npz"
+            if v in result and "rho_class" not in result[v] and npz.is_file():
+                result[v].update(appearance_and_class(store, npz))
+                done.write_text(json.dumps(result, indent=1))
+        return result
     t0 = time.monotonic()
     result = measure(s, store, arm_dir, seed, pretrain(arm, s, store, arm_dir, seed))
     done.write_text(json.dumps(result, indent=1))
