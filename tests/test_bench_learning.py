@@ -9,8 +9,11 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import yaml
 
+from bench import bench_learning
 from tests.conftest import ROOT
 
 
@@ -44,3 +47,11 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
                                                                                                 0.5)
     result = json.loads((runs / "cocon" / "result.json").read_text())
     assert result["queries"] + result["gallery"] == 18 and 0 <= result["rgb"]["r1"] <= 1
+    assert "| ρ appearance | ρ class |" in table and -1 <= result["rgb"]["rho_class"] <= 1
+    # The correlation with the class of features that are the class: exactly 1 (same-class pairs cos 1, others 0).
+    z = dict(np.load(runs / "cocon" / "evaluate" / "rgb" / "features.npz"))
+    one_hot = np.eye(int(z["gallery_labels"].max()) + 1)
+    z["queries"], z["gallery"] = one_hot[z["query_labels"]], one_hot[z["gallery_labels"]]
+    np.savez(tmp_path / "class.npz", **z)
+    rho = bench_learning.appearance_and_class(work / "store", tmp_path / "class.npz")
+    assert rho["rho_class"] == pytest.approx(1.0)
