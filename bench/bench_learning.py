@@ -270,12 +270,13 @@ def _mean_sd_raw(values: list[float | None], digits: int = 3) -> str:
 
 
 def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, path: Path, command: str,
-                seconds: float) -> None:
+                seconds: float, ran: int, total: int) -> None:
     """A markdown table: per arm and view, R@1, R@5, same/other-class cosine, spread, effective rank, the
     appearance and class correlations, and probe top-1, mean ± sd."""
     when = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
-    lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {when}; "
-             f"{seconds / 60:.1f} min wall on {os.cpu_count()} CPUs (shared machine: timing is not a measurement).", ""]
+    lines = [f"Command: `{command}`; seeds {', '.join(map(str, s.seeds))}; {when}; this invocation ran {ran} of "
+             f"{total} arms (the others were read from an earlier run in its work folder) in {seconds / 60:.1f} min "
+             f"wall on {os.cpu_count()} CPUs (timing is not a measurement here).", ""]
     any_arm = next(iter(next(iter(results.values())).values()), None) if results else None
     if any_arm:
         lines += [f"{any_arm['queries']} test videos query {any_arm['gallery']} training videos; chance R@1 "
@@ -344,7 +345,7 @@ def write_plot(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Non
 
 
 def run_arm(arm: str, s: Setting, store: Path, work: Path, seed: int) -> dict[str, Any]:
-    """Pre-train and measure one arm of one seed, or read its result when a earlier run finished it."""
+    """Pre-train and measure one arm of one seed, or read its result when an earlier run finished it."""
     arm_dir = work / f"seed{seed}" / arm
     done = arm_dir / "result.json"
     if done.is_file():
@@ -357,6 +358,7 @@ def run_arm(arm: str, s: Setting, store: Path, work: Path, seed: int) -> dict[st
         return result
     t0 = time.monotonic()
     result = measure(s, store, arm_dir, seed, pretrain(arm, s, store, arm_dir, seed))
+    result["seconds"] = round(time.monotonic() - t0, 1)   # this arm's wall time, pre-training and measurement
     done.write_text(json.dumps(result, indent=1))
     flow = f"{100 * result['flow_dis']['r1']:.1f}%" if "flow_dis" in result else "-"
     rgb = result["rgb"]
@@ -401,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     store = make_store(s, work)
     tasks = [(seed, arm) for seed in s.seeds for arm in args.arms]   # seed-major: first seeds finish first
+    already = [t for t in tasks if (work / f"seed{t[0]}" / t[1] / "result.json").is_file()]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {task: pool.submit(run_arm, task[1], s, store, work, task[0]) for task in tasks}
         try:
@@ -410,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     results = {arm: {seed: futures[(seed, arm)].result() for seed in s.seeds} for arm in args.arms}
-    write_table(results, s, table, command, time.monotonic() - start)
+    ran = len(tasks) - len(already)
+    write_table(results, s, table, command, time.monotonic() - start, ran, len(tasks))
     if results:
         write_plot(results, plot)
     print(f"table: {table}\nplot: {plot}", file=sys.stderr)
