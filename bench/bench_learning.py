@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     work = (args.work or REPO_ROOT / "bench" / "results" / ("learning-quick" if args.quick else "learning")).resolve()
     table = args.table or (work / "table.md" if args.quick else REPO_ROOT / "docs" / "learning_benchmark_table.md")
     plot = args.plot or (work / "plot.png" if args.quick else REPO_ROOT / "docs" / "learning_benchmark.png")
-    command = "python bench/bench_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = " ".join(["python bench/bench_learning.py", *(argv if argv is not None else sys.argv[1:])])
     jobs = args.jobs or max(1, min(os.cpu_count() or 1, 8))
     if jobs > 1 and not s.threads:   # tiny models: one thread per command, commands side by side
         s.threads = max(1, (os.cpu_count() or 1) // jobs)
