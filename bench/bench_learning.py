@@ -229,7 +229,6 @@ def appearance_and_class(store: Path, features: Path) -> dict[str, float]:
     of one class: a feature that ranks videos by appearance has learnt what the set draws independently of the
     class (docs/learning_benchmark.md)."""
     import numpy as np
-    from scipy.stats import spearmanr
 
     from preprocess.learning_set import appearance_statistics
     from preprocess.store import Store
@@ -249,7 +248,22 @@ def appearance_and_class(store: Path, features: Path) -> dict[str, float]:
     cos = (q @ g.T).ravel()
     appearance = -np.linalg.norm(qa[:, None] - ga[None], axis=-1).ravel()
     same = (z["query_labels"][:, None] == z["gallery_labels"][None]).ravel().astype(float)
-    return {"rho_appearance": float(spearmanr(cos, appearance)[0]), "rho_class": float(spearmanr(cos, same)[0])}
+    return {"rho_appearance": spearman(cos, appearance), "rho_class": spearman(cos, same)}
+
+
+def spearman(a: Any, b: Any) -> float:
+    """Spearman's rank correlation of two 1-D arrays, ties at their mean rank (numpy only: importing
+    scipy.stats in a process changes torch's CPU numerics there, which a test of tiny training notices)."""
+    import numpy as np
+
+    def ranks(x: Any) -> Any:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+        return (np.bincount(inverse, weights=r) / counts)[inverse]
+
+    return float(np.corrcoef(ranks(np.asarray(a)), ranks(np.asarray(b)))[0, 1])
 
 
 def _mean_sd(values: list[float]) -> str:

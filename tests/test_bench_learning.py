@@ -55,3 +55,12 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
     np.savez(tmp_path / "class.npz", **z)
     rho = bench_learning.appearance_and_class(work / "store", tmp_path / "class.npz")
     assert rho["rho_class"] == pytest.approx(1.0)
+
+
+def test_spearman_by_hand():
+    # no ties: 1 - 6 * sum(d^2) / (n (n^2 - 1)) with d = (0, 1, -1, 0): 1 - 12 / 60
+    assert bench_learning.spearman([1, 2, 3, 4], [10, 30, 20, 40]) == pytest.approx(0.8)
+    # ties take their mean rank: ranks (0.5, 0.5, 2, 3) against (0, 1, 2, 3)
+    r = np.array([0.5, 0.5, 2, 3]) - 1.5
+    expected = float(r @ (np.arange(4) - 1.5) / np.sqrt((r @ r) * 5))
+    assert bench_learning.spearman([1, 1, 2, 3], [1, 2, 3, 4]) == pytest.approx(expected)
