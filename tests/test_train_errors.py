@@ -148,13 +148,19 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _terminal_sigint() -> None:
+    """SIGINT as a terminal's job gets it: pytest started in the background of a script (`cmd &`) passes SIGINT on
+    ignored, and Python keeps an ignored SIGINT, so Ctrl-C would never reach the run under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_with_workers(cocon_store: Path, out: Path, loader: str) -> tuple[subprocess.Popen, set[int]]:
     """A long cpc run with 2 data workers, in its own process group, once its workers are running."""
     cmd = [sys.executable, "-m", "train.cocon", *cocon_args(cocon_store, out, "schedule.stage=cpc", "data.views=[rgb]",
                                                        "schedule.cpc_epochs=200", "data.workers=2",
                                                        f"data.loader={loader}")]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_sigint)
     metrics = out / "sample" / "cpc-rgb" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline:
