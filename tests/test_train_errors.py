@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 
 from tests.conftest import ROOT, cocon_args, run_cli
 from train.cocon import main as train_main
+from train.engine.command import quiet_peer_errors
 
 
 def _one_line(capsys, rc: int, expected_rc: int = 2) -> str:
@@ -275,3 +277,28 @@ def test_skip_failed_trains_without_the_videos_the_store_records_as_failed(sampl
     assert "view rgb lacks 1 of the 7 videos" in line and "broken" in line, line
     assert train_main(args + ["data.skip_failed=true"]) == 0
     assert "data.skip_failed: left out 1 of the 7 videos of the store recorded as failed (first: " in caplog.text
+
+
+def test_a_data_workers_dropped_connection_prints_nothing_and_other_thread_errors_still_do(capsys):
+    """With data.loader=torch, Ctrl-C to the process group can kill a worker while multiprocessing's resource
+    sharer thread hands it a tensor: its ConnectionResetError traceback used to follow the one-line message."""
+    sharer = {}
+    exec(compile("def serve():\n    raise ConnectionResetError(104, 'Connection reset by peer')\n",
+                 os.path.join("lib", "multiprocessing", "resource_sharer.py"), "exec"), sharer)
+
+    def elsewhere() -> None:
+        raise ConnectionResetError(104, "a connection of the user's own code")
+
+    previous = threading.excepthook
+    threading.excepthook = threading.__excepthook__   # Python's own (pytest's would turn errors into warnings)
+    try:
+        quiet_peer_errors()
+        quiet_peer_errors()   # installed once: still one wrapper
+        for target in (sharer["serve"], elsewhere):
+            t = threading.Thread(target=target)
+            t.start()
+            t.join()
+    finally:
+        threading.excepthook = previous
+    err = capsys.readouterr().err
+    assert err.count("Traceback") == 1 and "the user's own code" in err and "resource_sharer" not in err

@@ -4,6 +4,7 @@ store exists, run, and turn a user's mistake into one line and its exit status."
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -39,6 +40,38 @@ def sigterm_raises() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+_RESOURCE_SHARER = os.path.join("multiprocessing", "resource_sharer.py")
+
+
+def _peer_gone(args: threading.ExceptHookArgs) -> bool:
+    """Whether a thread died of a connection error inside multiprocessing's resource sharer: a data worker that
+    Ctrl-C (sent to the whole process group) stopped while it handed a tensor over. The stop has its own line."""
+    if not isinstance(args.exc_value, (ConnectionError, EOFError)):
+        return False
+    tb = args.exc_traceback
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith(_RESOURCE_SHARER):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def quiet_peer_errors() -> None:
+    """From now on, a background thread's `_peer_gone` error prints nothing (torch's DataLoader workers stopped by
+    Ctrl-C used to add a traceback to the one-line message, sometimes after it); every other thread error is
+    reported as before. Installed once per process: such a thread can die while the process exits."""
+    previous = threading.excepthook
+    if getattr(previous, "quiet_peer_errors", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not _peer_gone(args):
+            previous(args)
+
+    hook.quiet_peer_errors = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class CommandParser(argparse.ArgumentParser):
     """An ArgumentParser whose `key=value` overrides may stand anywhere on the line, also after `--resume`
     (plain argparse stops a `nargs="*"` positional at the first option and rejects what follows)."""
@@ -62,6 +95,7 @@ def command_parser(prog: str, doc: str, epilog: str, resume_help: str | None = N
 def run_command(config: str, overrides: Sequence[str], schema: type, run: Callable[[Any], int]) -> int:
     """load_config(config, overrides, schema), then run(cfg); 2 with one line for a usage error, 4 for a
     diverged loss, 130 after Ctrl-C and 143 after SIGTERM (one line each; checkpoints of finished epochs kept)."""
+    quiet_peer_errors()
     try:
         with sigterm_raises():
             cfg = load_config(config, list(overrides), schema=schema)
