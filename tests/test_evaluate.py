@@ -97,3 +97,18 @@ def test_even_clip_placement_without_a_count_is_one_line(motion_store, motion_ch
                 "data.clips_per_video=0") == 2
     err = capsys.readouterr().err.strip()
     assert err == "error: evenly placed test clips need a count: set data.clips_per_video to 1 or more"
+
+
+def test_a_fine_tuning_checkpoint_is_one_line(motion_store, tmp_path, capsys):
+    """Before: 'checkpoint ... holds the view(s) none, not flow_farneback', about a checkpoint that has the view."""
+    from train.finetune import main as finetune_main
+    assert finetune_main(["--config", str(ROOT / "configs" / "finetune_r18w0.125-64_sample-rgb-flow.yaml"),
+                          f"data.root={motion_store}", f"out={tmp_path}", *TINY_MOTION, "data.splits=[]",
+                          "data.holdout=0.5", "data.batch_size=3", "name=ft", "data.views=[flow_farneback]",
+                          "model.init=", "epochs=1", "optim.milestones=[2]"]) == 0
+    ckpt = tmp_path / "ft" / "holdout" / "labels100" / "flow_farneback" / "checkpoint.pth"
+    capsys.readouterr()
+    assert _run(motion_store, tmp_path, "name=ev", f"checkpoint={ckpt}", "data.views=[flow_farneback]") == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {ckpt} is a fine-tuning checkpoint (train.finetune, view flow_farneback); give the checkpoint of a "
+        f"pre-training run (train.cocon, train.tclr)")

@@ -48,6 +48,9 @@ def load_encoder(path: str | Path | None, request: EncoderRequest) -> Encoder:
     if not path:
         return get_method(DEFAULT_METHOD).encoder(request, None, None)
     state = read_checkpoint(path)
+    if "num_classes" in state and "views" not in state:   # what train.finetune writes: a classifier of one view
+        raise CheckpointMismatch(f"{path} is a fine-tuning checkpoint (train.finetune, view {state.get('view')}); "
+                                 f"give the checkpoint of a pre-training run (train.cocon, train.tclr)")
     return method_of(state).encoder(request, state, path)
 
 
