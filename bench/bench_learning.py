@@ -252,8 +252,8 @@ def appearance_and_class(store: Path, features: Path) -> dict[str, float]:
 
 
 def spearman(a: Any, b: Any) -> float:
-    """Spearman's rank correlation of two 1-D arrays, ties at their mean rank (numpy only: importing
-    scipy.stats in a process changes torch's CPU numerics there, which a test of tiny training notices)."""
+    """Spearman's rank correlation of two 1-D arrays, ties at their mean rank (numpy only, so that the test
+    process that checks it loads nothing more than the bench needs)."""
     import numpy as np
 
     def ranks(x: Any) -> Any:
