@@ -25,6 +25,7 @@ arms are not run again (delete <work>/results to redo them).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -50,6 +51,8 @@ TCLR_CONFIG = CONFIGS / "tclr_r3d18w0.125-32_1x4_4e_sample-rgb.yaml"
 VIEWS = ("rgb", "flow_dis")
 ARMS = ("random", "cpc", "cocon", "authors", "tclr")
 RANDOM_INIT = threading.Lock()
+TABLE_COLUMNS = ("arm", "view", "R@1", "R@5", "cosine same class", "cosine other classes", "spread (0: collapsed)",
+                 "effective rank", "ρ appearance", "ρ class", "linear probe top-1")
 
 
 @dataclass
@@ -223,6 +226,22 @@ def measure(s: Setting, store: Path, arm_dir: Path, seed: int, checkpoints: dict
     return out
 
 
+@functools.lru_cache(maxsize=8)
+def store_appearance(store: Path, ids: tuple[str, ...]) -> Any:
+    """`appearance_statistics` of the rgb view of the videos `ids` of a store, one row each (read once: every
+    arm and view of one seed compares its features with the same statistics)."""
+    import numpy as np
+
+    from preprocess.learning_set import appearance_statistics
+    from preprocess.store import Store
+
+    st = Store(store)
+    try:
+        return np.stack([appearance_statistics(st.read(v, "rgb", 0, st.num_frames(v, "rgb"))) for v in ids])
+    finally:
+        st.close()
+
+
 def appearance_and_class(store: Path, features: Path) -> dict[str, float]:
     """Spearman correlations, over every (test, training) video pair, of the cosine of their features with the
     similarity of their appearance (minus the distance of standardised `appearance_statistics`) and with being
@@ -230,22 +249,13 @@ def appearance_and_class(store: Path, features: Path) -> dict[str, float]:
     class (docs/learning_benchmark.md)."""
     import numpy as np
 
-    from preprocess.learning_set import appearance_statistics
-    from preprocess.store import Store
+    from train.evaluation.metrics import l2_normalise_rows
 
     z = np.load(features)
-    st = Store(store)
-    try:
-        stats = {v: appearance_statistics(st.read(v, "rgb", 0, st.num_frames(v, "rgb")))
-                 for v in [*z["query_ids"], *z["gallery_ids"]]}
-    finally:
-        st.close()
-    both = np.stack(list(stats.values()))
-    mu, sd = both.mean(0), both.std(0) + 1e-9
-    qa = (np.stack([stats[v] for v in z["query_ids"]]) - mu) / sd
-    ga = (np.stack([stats[v] for v in z["gallery_ids"]]) - mu) / sd
-    q, g = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (z["queries"], z["gallery"]))
-    cos = (q @ g.T).ravel()
+    both = store_appearance(store, (*z["query_ids"].tolist(), *z["gallery_ids"].tolist()))
+    both = (both - both.mean(0)) / (both.std(0) + 1e-9)
+    qa, ga = both[: len(z["query_ids"])], both[len(z["query_ids"]):]
+    cos = (l2_normalise_rows(z["queries"]) @ l2_normalise_rows(z["gallery"]).T).ravel()
     appearance = -np.linalg.norm(qa[:, None] - ga[None], axis=-1).ravel()
     same = (z["query_labels"][:, None] == z["gallery_labels"][None]).ravel().astype(float)
     return {"rho_appearance": spearman(cos, appearance), "rho_class": spearman(cos, same)}
@@ -298,13 +308,12 @@ def write_table(results: dict[str, dict[int, dict[str, Any]]], s: Setting, path:
                   f"Values in %, mean ± sd over seeds (cosines, spread, rank, ρ: mean ± sd). ρ: Spearman "
                   f"correlation over (test, training) video pairs of the feature cosine with appearance similarity "
                   f"and with being of one class.", ""]
-    lines += ["| arm | view | R@1 | R@5 | cosine same class | cosine other classes | spread (0: collapsed) "
-              "| effective rank | ρ appearance | ρ class | linear probe top-1 |", "|---" * 11 + "|"]
+    lines += ["| " + " | ".join(TABLE_COLUMNS) + " |", "|---" * len(TABLE_COLUMNS) + "|"]
     for arm, per_seed in results.items():
         runs = [per_seed[seed] for seed in s.seeds if seed in per_seed]
         for v in VIEWS:
             if v not in runs[0]:
-                lines.append(f"| {arm} | {v} | - | - | - | - | - | - | - | - | - |")
+                lines.append(f"| {arm} | {v} |" + " - |" * (len(TABLE_COLUMNS) - 2))
                 continue
             lines.append(f"| {arm} | {v} | {_mean_sd([r[v]['r1'] for r in runs])} | "
                          f"{_mean_sd([r[v]['r5'] for r in runs])} "
@@ -358,10 +367,15 @@ def write_plot(results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Non
     plt.close(fig)
 
 
+def result_file(work: Path, seed: int, arm: str) -> Path:
+    """Where one arm of one seed keeps its result; the arm's runs, logs and reports are beside it."""
+    return work / f"seed{seed}" / arm / "result.json"
+
+
 def run_arm(arm: str, s: Setting, store: Path, work: Path, seed: int) -> dict[str, Any]:
     """Pre-train and measure one arm of one seed, or read its result when an earlier run finished it."""
-    arm_dir = work / f"seed{seed}" / arm
-    done = arm_dir / "result.json"
+    done = result_file(work, seed, arm)
+    arm_dir = done.parent
     if done.is_file():
         result = json.loads(done.read_text())
         for v in VIEWS:   # a result written before the appearance/class correlations were measured
@@ -417,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     store = make_store(s, work)
     tasks = [(seed, arm) for seed in s.seeds for arm in args.arms]   # seed-major: first seeds finish first
-    already = [t for t in tasks if (work / f"seed{t[0]}" / t[1] / "result.json").is_file()]
+    already = [t for t in tasks if result_file(work, *t).is_file()]
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {task: pool.submit(run_arm, task[1], s, store, work, task[0]) for task in tasks}
         try:

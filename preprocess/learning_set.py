@@ -53,7 +53,7 @@ def appearance_statistics(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
     """Order-free appearance statistics of a video's RGB frames (T, H, W, 3): an 8-bin histogram per colour
     channel and the mean absolute horizontal and vertical gradient / 10 (the texture's grain and scale). They
     tell videos apart but not classes: what a feature that ranks videos by them has learnt is appearance."""
-    f = np.asarray(np.stack(list(frames)) if isinstance(frames, list) else frames, dtype=np.float32)
+    f = np.asarray(frames, dtype=np.float32)
     hists = [np.histogram(f[..., c], bins=8, range=(0, 256))[0] / f[..., c].size for c in range(3)]
     grain = [np.abs(np.diff(f, axis=1)).mean() / 10, np.abs(np.diff(f, axis=2)).mean() / 10]
     return np.concatenate(hists + [np.array(grain)])
