@@ -71,7 +71,11 @@ def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=int(round(fps)) if float(fps).is_integer() else fps)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
-        if codec in ("libx264", "libx265"):
+        if codec == "libx264":
+            # x264's macroblock-tree rate control together with adaptive quantisation gives byte-different
+            # (and decoded-different) files for identical frames on some CPUs; without it a video is reproducible
+            stream.options = {"crf": str(crf), "x264-params": "mbtree=0"}
+        elif codec == "libx265":
             stream.options = {"crf": str(crf)}
         elif codec == "libvpx-vp9":
             stream.options = {"crf": str(crf), "b": "0"}
