@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import torch
 
 from train.losses import cocon_loss, cpc_loss, instances, sim_loss, sync_loss
+from train.methods.cocon.config import CoconConfig
+from train.methods.cocon.step import cocon_losses
 from train.models import CPCModel
-from train.models.cpc import l2_normalise, pool_blocks
+from train.models.cpc import CPCOutput, l2_normalise, pool_blocks
 
 Tensor = torch.Tensor
 
@@ -212,6 +215,41 @@ def test_cocon_gradients_reach_both_encoders() -> None:
     for m in models.values():
         assert all(p.grad is not None for p in m.encoder.parameters())
         assert m.predictor[0].weight.grad.abs().sum() > 0
+
+
+def test_a_teacher_view_gets_no_gradient_from_the_cooperative_terms_and_the_values_stay() -> None:
+    torch.manual_seed(9)
+    base = {v: _unit(3, 4, 8, dim=2) for v in ("flow", "rgb")}
+    zero = {v: torch.zeros(()) for v in base}
+    values = []
+    for teacher in ("", "flow"):
+        pooled = {v: p.clone().requires_grad_(True) for v, p in base.items()}
+        total, terms, _ = cocon_loss(zero, pooled, lambda_sync=10.0, penalty="l1", teacher=teacher)
+        total.backward()
+        values.append((total.item(), terms["sim/flow-rgb"].item(), terms["sync/flow-rgb"].item()))
+        assert pooled["rgb"].grad.abs().sum() > 0
+        flow_grad = pooled["flow"].grad
+        assert (flow_grad is not None and flow_grad.abs().sum() > 0) == (teacher == "")
+    assert values[0] == pytest.approx(values[1], abs=1e-6)
+    with pytest.raises(ValueError, match="teacher"):
+        cocon_loss(zero, base, teacher="seg")
+
+
+def test_the_step_puts_the_cooperative_terms_on_the_context_and_passes_the_teacher() -> None:
+    torch.manual_seed(10)
+    outs = {v: CPCOutput(pred=_unit(3, 2, 8, 2, 2, dim=2), target=_unit(3, 2, 8, 2, 2, dim=2),
+                         features=_unit(3, 4, 8, 2, 2, dim=2).requires_grad_(True),
+                         context=_unit(3, 8, 2, 2, dim=1).requires_grad_(True)) for v in ("flow", "rgb")}
+    loss = replace(CoconConfig().loss, granularity="context", teacher="flow", sync_penalty="l1")
+    result = cocon_losses(loss, outs, cooperative=True, offset=0)
+    h = {v: pool_blocks(o.context.unsqueeze(1)).flatten(0, 1) for v, o in outs.items()}
+    assert result.terms["sim/flow-rgb"] == pytest.approx(sim_loss(h["flow"], h["rgb"])[0].item(), rel=1e-6)
+    assert result.terms["sync/flow-rgb"] == pytest.approx(sync_loss(h["flow"], h["rgb"], "l1")[0].item(), rel=1e-6)
+    blocks = cocon_losses(replace(loss, granularity="block"), outs, cooperative=True, offset=0)
+    assert blocks.terms["sim/flow-rgb"] != pytest.approx(result.terms["sim/flow-rgb"], rel=1e-3)
+    result.total.backward()
+    assert outs["rgb"].context.grad.abs().sum() > 0 and outs["flow"].context.grad is None
+    assert outs["rgb"].features.grad is None   # the blocks' features enter L_cpc through pred/target only
 
 
 # ---------------------------------------------------------------- learning

@@ -92,7 +92,7 @@ def sync_loss(h0: Tensor, h1: Tensor, penalty: str = "squared", gather: Gather |
 def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_sim: float = 1.0,
                lambda_sync: float = 1.0, mu: float = 1.0, penalty: str = "squared",
                granularity: str = "block", gather: Gather | None = None, offset: int = 0,
-               sim_scale: str = "paper") -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
+               sim_scale: str = "paper", teacher: str = "") -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
     """L_cocon = sum_v L_cpc(v) + lambda_sim sum_pairs L_sim + lambda_sync sum_pairs L_sync.
 
     pooled: view -> (B, N, D) from `pool_blocks`; offset: this rank's first CLIP in the gathered
@@ -108,7 +108,11 @@ def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_
     if len(shapes) != 1:
         raise ValueError(f"every view needs the same (clips, blocks), got {sorted(shapes)}")
     per_clip = pooled[views[0]].shape[1] if granularity == "block" else 1
+    if teacher and teacher not in pooled:
+        raise ValueError(f"teacher must be one of the views {views}, got {teacher!r}")
     h = {v: instances(pooled[v], granularity) for v in views}
+    if teacher:
+        h[teacher] = h[teacher].detach()
     total = torch.stack([cpc_losses[v] for v in views]).sum()
     terms = {f"cpc/{v}": cpc_losses[v].detach() for v in views}
     stats: dict[str, float] = {}

@@ -12,6 +12,7 @@ from ...models.cpc import CONTEXT_NORMS, PREDICTOR_INITS
 from .presets import PRESETS, apply_preset
 
 SCHEDULE_STAGES = ("cpc", "cocon", "both")   # each view alone; all views together; cpc then cocon
+CONTEXT = "context"   # loss.granularity: one instance per clip, its aggregated context g(f) of the context blocks
 
 
 @dataclass
@@ -45,9 +46,10 @@ class LossConfig:
     lambda_sync: float = 1.0
     mu: float = 1.0                      # weight of L_sim's cross-instance hinge
     sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
-    granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block) or "clip"
+    granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block), "clip" or "context"
     sim_scale: str = "paper"             # "authors": L_sim halved, as CoCon's weighted hinge (their 10 = our 5)
     pool_pad_odd: bool = False           # pooling for L_sim/L_sync pads an odd cell map (CoCon at 224 px)
+    teacher: str = ""                    # a view whose features L_sim/L_sync do not train (gradients stopped)
 
 
 @dataclass
@@ -91,7 +93,7 @@ class CoconConfig(RunSchema):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
         **SHARED_CHOICES,
         "loss.sync_penalty": PENALTIES,
-        "loss.granularity": GRANULARITIES,
+        "loss.granularity": (*GRANULARITIES, CONTEXT),
         "loss.sim_scale": tuple(SIM_SCALES),
         "model.context_norm": CONTEXT_NORMS,
         "model.predictor_init": PREDICTOR_INITS,
@@ -115,3 +117,6 @@ class CoconConfig(RunSchema):
             raise ConfigError("config key data.views must name at least one view")
         if len(self.augment.jitter) != 4:
             raise ConfigError("config key augment.jitter must be [brightness, contrast, saturation, hue]")
+        if self.loss.teacher and self.loss.teacher not in self.data.views:
+            raise ConfigError(f"config key loss.teacher must be one of data.views {self.data.views} or empty; "
+                              f"got {self.loss.teacher!r}")

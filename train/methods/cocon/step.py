@@ -11,7 +11,7 @@ from ...engine.distributed import gather_with_grad
 from ...engine.job import LossTerms
 from ...losses import cocon_loss, cpc_loss
 from ...models import pool_blocks
-from .config import LossConfig
+from .config import CONTEXT, LossConfig
 
 
 def cocon_losses(loss: LossConfig, outs: dict[str, Any], cooperative: bool, offset: int) -> LossTerms:
@@ -24,11 +24,14 @@ def cocon_losses(loss: LossConfig, outs: dict[str, Any], cooperative: bool, offs
         cpc_terms[view] = value
         stats[f"top1/{view}"] = float(s["top1"])
     if cooperative and len(outs) > 1:
-        pooled = {v: pool_blocks(out.features.float(), pad_odd=loss.pool_pad_odd) for v, out in outs.items()}
+        on_context = loss.granularity == CONTEXT
+        pooled = {v: pool_blocks((out.context.unsqueeze(1) if on_context else out.features).float(),
+                                 pad_odd=loss.pool_pad_odd) for v, out in outs.items()}
         total, terms, pair_stats = cocon_loss(
             cpc_terms, pooled, lambda_sim=loss.lambda_sim, lambda_sync=loss.lambda_sync, mu=loss.mu,
-            penalty=loss.sync_penalty, granularity=loss.granularity, gather=gather_with_grad, offset=offset,
-            sim_scale=loss.sim_scale)
+            penalty=loss.sync_penalty, granularity="block" if on_context else loss.granularity,
+            gather=gather_with_grad, offset=offset,
+            sim_scale=loss.sim_scale, teacher=loss.teacher)
         stats.update({k: float(v) for k, v in pair_stats.items()})
         values = {k: float(v) for k, v in terms.items()}
     else:
