@@ -72,8 +72,8 @@ def encode_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = 25
         stream = container.add_stream(codec, rate=int(round(fps)) if float(fps).is_integer() else fps)
         stream.width, stream.height, stream.pix_fmt = w, h, pix_fmt
         if codec == "libx264":
-            # x264's macroblock-tree rate control together with adaptive quantisation gives byte-different
-            # (and decoded-different) files for identical frames on some CPUs; without it a video is reproducible
+            # with its macroblock-tree rate control (and adaptive quantisation) x264 wrote different files, and
+            # pixels, for identical frames from run to run on the development machine; without it they are equal
             stream.options = {"crf": str(crf), "x264-params": "mbtree=0"}
         elif codec == "libx265":
             stream.options = {"crf": str(crf)}

@@ -96,8 +96,9 @@ def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_
     """L_cocon = sum_v L_cpc(v) + lambda_sim sum_pairs L_sim + lambda_sync sum_pairs L_sync.
 
     pooled: view -> (B, N, D) from `pool_blocks`; offset: this rank's first CLIP in the gathered
-    batch; sim_scale: see `sim_loss`. Pairs are unordered, in sorted view-name order, named
-    "first-second"."""
+    batch; sim_scale: see `sim_loss`; teacher: a view whose instances enter L_sim and L_sync with their
+    gradients stopped (the terms then train only the other views). Pairs are unordered, in sorted view-name
+    order, named "first-second"."""
     if set(cpc_losses) != set(pooled) or not pooled:
         raise ValueError(f"cpc_losses and pooled must name the same views, got "
                          f"{sorted(cpc_losses)} and {sorted(pooled)}")
