@@ -7,6 +7,7 @@ docs/learning_benchmark.md) it pre-trains, for every seed, the arms
   cpc         CPC on each view alone (`schedule.stage=cpc`) for cpc + cocon epochs
   cocon       CoCon: CPC for cpc epochs, then rgb + flow together for cocon epochs
   authors     CoCon with `preset=authors-code` (the authors' code's objective)
+  teacher     CoCon with flow as teacher and the standardised L_sync (TEACHER_KEYS; docs/learning_benchmark.md)
   tclr        TCLR on RGB alone (`train.tclr`: 8-frame clips at step 4, 2 dense clips, the learning set's size)
 
 with the same number of RGB-encoder steps in every pre-trained arm (TCLR: as many optimiser steps, each on
@@ -49,7 +50,13 @@ FINETUNE_CONFIG = CONFIGS / "finetune_r18w0.125-64_sample-rgb-flow.yaml"
 EVALUATE_CONFIG = CONFIGS / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
 TCLR_CONFIG = CONFIGS / "tclr_r3d18w0.125-32_1x4_4e_sample-rgb.yaml"
 VIEWS = ("rgb", "flow_dis")
-ARMS = ("random", "cpc", "cocon", "authors", "tclr")
+ARMS = ("random", "cpc", "cocon", "authors", "teacher", "tclr")
+# The teacher arm's CoCon settings: flow's block features, gradients stopped, standardised per dimension over the
+# batch, and RGB's fitted to them (L_sync's standardised form at a weight that leaves RGB's L_cpc a small share of
+# its encoder's gradient); no L_sim, no colour augmentation, the learning rate held (docs/learning_benchmark.md).
+TEACHER_KEYS = (f"loss.teacher={VIEWS[-1]}", "loss.sync_form=standardised", "loss.lambda_sim=0",
+                "loss.lambda_sync=100", "augment.grey_p=0", "augment.jitter=[0,0,0,0]",
+                "optim.plateau_patience=1000")
 RANDOM_INIT = threading.Lock()
 TABLE_COLUMNS = ("arm", "view", "R@1", "R@5", "cosine same class", "cosine other classes", "spread (0: collapsed)",
                  "effective rank", "ρ appearance", "ρ class", "linear probe top-1")
@@ -69,7 +76,7 @@ class Setting:
     batch_size: int = 8
     repeats: int = 2
     cpc_epochs: int = 5
-    cocon_epochs: int = 5
+    cocon_epochs: int = 15
     probe_epochs: int = 10
     probe_dropout: float = 0.1       # CoCon's 0.7 drops 70% of a width-1/8 (32-d) feature (docs/learning_benchmark.md)
     probe_lr: float = 0.01           # fine-tuning's 1e-3 leaves a linear head under-trained in 10 epochs (same doc)
@@ -161,6 +168,7 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
     py, runs = sys.executable, arm_dir / "runs"
     final = {"cpc": runs / "cpc" / f"cpc-{VIEWS[-1]}" / "checkpoint.pth", "cocon": runs / "cocon" / "cocon" /
              "checkpoint.pth", "authors": runs / "authors" / "cocon" / "checkpoint.pth",
+             "teacher": runs / "teacher" / "cocon" / "checkpoint.pth",
              "tclr": runs / "tclr" / "tclr" / "checkpoint.pth"}.get(arm)
     if final is not None and not final.is_file():   # an interrupted pre-training starts again
         shutil.rmtree(runs, ignore_errors=True)
@@ -178,12 +186,13 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
                  "schedule.stage=cpc", f"schedule.cpc_epochs={s.cpc_epochs + s.cocon_epochs}"],
                 arm_dir / "pretrain.log", s.threads)
         return {v: runs / "cpc" / f"cpc-{v}" / "checkpoint.pth" for v in VIEWS}
-    if arm in ("cocon", "authors"):
-        preset = ["preset=authors-code"] if arm == "authors" else []
+    if arm in ("cocon", "authors", "teacher"):
+        preset = {"authors": ["preset=authors-code"], "teacher": list(TEACHER_KEYS)}.get(arm, [])
         if not final.is_file():
             run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, f"name={arm}",
                  "schedule.stage=both", f"schedule.cpc_epochs={s.cpc_epochs}",
-                 f"schedule.cocon_epochs={s.cocon_epochs}", *preset], arm_dir / "pretrain.log", s.threads)
+                 f"schedule.cocon_epochs={s.cocon_epochs}", *preset, *s.extra],   # the overrides win
+                arm_dir / "pretrain.log", s.threads)
         return {v: final for v in VIEWS}
     if arm == "tclr":   # RGB only: one epoch's steps as CoCon's, for cpc + cocon epochs
         if not final.is_file():

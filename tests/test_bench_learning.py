@@ -27,14 +27,14 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     table = (work / "table.md").read_text()
-    for arm in ("random", "cpc", "cocon", "authors"):
+    for arm in ("random", "cpc", "cocon", "authors", "teacher"):
         for view in ("rgb", "flow_dis"):
             assert f"| {arm} | {view} | " in table
     assert "| tclr | rgb | " in table and "| tclr | flow_dis | - |" in table   # TCLR pre-trains RGB only
     assert (work / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     runs = work / "seed0"
     # The same RGB-encoder steps: the cpc arm's single stage = CoCon's cpc-rgb stage + its cocon stage.
-    for arm in ("cocon", "authors"):
+    for arm in ("cocon", "authors", "teacher"):
         assert _last_step(runs / "cpc" / "runs" / "cpc" / "cpc-rgb" / "metrics.jsonl") == (
             _last_step(runs / arm / "runs" / arm / "cpc-rgb" / "metrics.jsonl")
             + _last_step(runs / arm / "runs" / arm / "cocon" / "metrics.jsonl"))
@@ -45,6 +45,9 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
     authors = yaml.safe_load((runs / "authors" / "runs" / "authors" / "cocon" / "config.yaml").read_text())
     assert (authors["preset"], authors["loss"]["sync_penalty"], authors["data"]["holdout"]) == ("authors-code", "l1",
                                                                                                 0.5)
+    teacher = yaml.safe_load((runs / "teacher" / "runs" / "teacher" / "cocon" / "config.yaml").read_text())
+    assert (teacher["loss"]["teacher"], teacher["loss"]["sync_form"], teacher["augment"]["grey_p"]) == (
+        "flow_dis", "standardised", 0.0)
     result = json.loads((runs / "cocon" / "result.json").read_text())
     assert result["queries"] + result["gallery"] == 18 and 0 <= result["rgb"]["r1"] <= 1
     assert "| ρ appearance | ρ class |" in table and -1 <= result["rgb"]["rho_class"] <= 1

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from train.losses import cocon_loss, cpc_loss, instances, sim_loss, sync_loss
+from train.losses import cocon_loss, cpc_loss, instances, sim_loss, standardised_sync_loss, sync_loss
 from train.methods.cocon.config import CoconConfig
 from train.methods.cocon.step import cocon_losses
 from train.models import CPCModel
@@ -123,6 +123,30 @@ def test_sync_loss_by_hand_squared_and_l1() -> None:
         sync_loss(H0, H1, penalty="huber")
 
 
+def test_standardised_sync_by_hand() -> None:
+    # dimension 0: view 0 = (1, 2, 3), view 1 = (2, 4, 6) -> the same z-scores (-1.2247, 0, 1.2247): corr 1
+    # dimension 1: view 0 = (0, 0, 3), view 1 = (3, 0, 0) -> z = (-0.7071, -0.7071, 1.4142) and its reverse:
+    # squared differences 4.5, 0, 4.5 -> mean 3 = 2 (1 - corr), corr = -0.5
+    h0 = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 3.0]])
+    h1 = torch.tensor([[2.0, 3.0], [4.0, 0.0], [6.0, 0.0]])
+    loss, stats = standardised_sync_loss(h0, h1)
+    assert loss.item() == pytest.approx((0 + 0 + 0 + 4.5 + 0 + 4.5) / 6, rel=1e-5)
+    assert stats["corr"] == pytest.approx((1 - 0.5) / 2, rel=1e-5)
+
+
+def test_standardised_sync_ignores_scale_and_offset_and_a_constant_view_cannot_meet_it() -> None:
+    torch.manual_seed(11)
+    h = torch.randn(16, 8)
+    shifted = 3.0 * h + torch.arange(8.0)          # each dimension scaled and moved: the same z-scores
+    assert standardised_sync_loss(h, shifted)[0].item() == pytest.approx(0.0, abs=1e-5)
+    # the relational form is met by two views that are the same for every instance; this one is not
+    constant = _unit(1, 8, dim=1).expand(16, 8)
+    assert sync_loss(constant, constant)[0].item() == pytest.approx(0.0, abs=1e-7)
+    assert standardised_sync_loss(h, constant)[0].item() == pytest.approx(1.0, abs=1e-4)   # mean z^2 of h
+    nearly = l2_normalise(constant + 1e-2 * torch.randn(16, 8), dim=1)   # near-collapsed (cos ~0.999) still counts
+    assert standardised_sync_loss(h, nearly)[0].item() > 1.5
+
+
 def test_zero_for_agreeing_views_positive_otherwise() -> None:
     torch.manual_seed(3)
     ortho = torch.eye(4)[:3]
@@ -151,7 +175,7 @@ def test_instances_block_and_clip() -> None:
 def test_sim_and_sync_gathered_halves_average_to_full_batch() -> None:
     torch.manual_seed(4)
     h0, h1 = _unit(6, 4, dim=1), _unit(6, 4, dim=1)
-    for fn in (sim_loss, sync_loss):
+    for fn in (sim_loss, sync_loss, standardised_sync_loss):
         full = fn(h0, h1)[0].item()
         parts = [fn(h0[r * 3:(r + 1) * 3], h1[r * 3:(r + 1) * 3], gather=fake_gather([h0, h1], r),
                     offset=r * 3)[0].item() for r in (0, 1)]
@@ -194,6 +218,27 @@ def test_cocon_loss_offset_in_clips(granularity: str) -> None:
                         granularity=granularity, gather=fake_gather(fulls, r), offset=r * 2)[0]
              for r in (0, 1)]
     assert (parts[0] + parts[1]).item() / 2 == pytest.approx(full.item(), abs=1e-5)
+
+
+def test_cocon_loss_standardised_sync_form_and_its_stat() -> None:
+    torch.manual_seed(12)
+    pooled = {v: _unit(4, 3, 8, dim=2) for v in ("flow", "rgb")}
+    zero = {v: torch.zeros(()) for v in pooled}
+    total, terms, stats = cocon_loss(zero, pooled, lambda_sim=0.0, lambda_sync=2.0, sync_form="standardised",
+                                     granularity="clip")
+    h = {v: instances(p, "clip") for v, p in pooled.items()}
+    value, pair_stats = standardised_sync_loss(h["flow"], h["rgb"])
+    assert terms["sync/flow-rgb"].item() == pytest.approx(value.item(), rel=1e-6)
+    assert total.item() == pytest.approx(2.0 * value.item(), rel=1e-6)
+    assert stats["sync_corr/flow-rgb"] == pytest.approx(pair_stats["corr"], rel=1e-6)
+    assert terms["sync/flow-rgb"].item() != pytest.approx(sync_loss(h["flow"], h["rgb"])[0].item(), rel=1e-3)
+    with pytest.raises(ValueError, match="sync_form"):
+        cocon_loss(zero, pooled, sync_form="whitened")
+    step = cocon_losses(replace(CoconConfig().loss, sync_form="standardised", granularity="clip"),
+                        {v: CPCOutput(pred=_unit(4, 1, 8, 1, 1, dim=2), target=_unit(4, 1, 8, 1, 1, dim=2),
+                                      features=p[..., None, None], context=_unit(4, 8, 1, 1, dim=1))
+                         for v, p in pooled.items()}, cooperative=True, offset=0)
+    assert step.terms["sync/flow-rgb"] == pytest.approx(value.item(), rel=1e-5)
 
 
 def test_cocon_gradients_reach_both_encoders() -> None:
@@ -281,6 +326,8 @@ def test_losses_decrease_when_optimising_embeddings() -> None:
     fixed = _unit(12, 16, dim=1)
     first, last = _optimise(lambda: sync_loss(l2_normalise(x), fixed)[0], [x])
     assert last < first / 10  # about 50x here
+    first, last = _optimise(lambda: standardised_sync_loss(l2_normalise(x), fixed)[0], [x], steps=60)
+    assert last < first / 10  # about 30x here
 
 
 def test_tiny_cpc_model_learns() -> None:

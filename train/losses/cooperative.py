@@ -21,6 +21,10 @@ GRANULARITIES = ("block", "clip")
 SIM_SCALES: dict[str, float] = {"paper": 1.0, "authors": 0.5}
 _PENALTIES: dict[str, Callable[[Tensor], Tensor]] = {"squared": torch.square, "l1": torch.abs}
 PENALTIES = tuple(_PENALTIES)  # L_sync penalties: "squared" (the paper), "l1" (the authors' code)
+# L_sync's forms: the paper's gap between the views' distance matrices, or the views' instances standardised
+# per dimension over the batch and compared directly (a constant or near-constant feature cannot meet it).
+SYNC_FORMS = ("relational", "standardised")
+STANDARDISE_EPS = 1e-6   # added to each dimension's variance: a dimension constant over the batch stays finite
 
 
 def _penalty(name: str) -> Callable[[Tensor], Tensor]:
@@ -89,21 +93,48 @@ def sync_loss(h0: Tensor, h1: Tensor, penalty: str = "squared", gather: Gather |
     return loss, stats
 
 
+def standardise(h: Tensor, gather: Gather | None = None) -> Tensor:
+    """h (M, D) with each dimension shifted and scaled to zero mean and unit variance over the instances of every
+    rank (population variance + STANDARDISE_EPS)."""
+    every = gathered(h, gather)
+    mean = every.mean(dim=0)
+    var = (every - mean).square().mean(dim=0)
+    return (h - mean) / (var + STANDARDISE_EPS).sqrt()
+
+
+def standardised_sync_loss(h0: Tensor, h1: Tensor, gather: Gather | None = None,
+                           offset: int = 0) -> tuple[Tensor, dict[str, float]]:
+    """L_sync in its standardised form: mean over instances a and dimensions d of (z0[a, d] - z1[a, d])^2, z the
+    `standardise`d instances; = 2 (1 - mean_d corr_d) with corr_d the correlation over the batch of dimension d of
+    the two views (Barlow Twins' invariance term). Features that are the same for every instance cannot meet it,
+    unlike the relational form. `offset` is accepted for a uniform signature but not needed."""
+    del offset
+    z0, z1 = standardise(h0, gather), standardise(h1, gather)
+    loss = (z0 - z1).square().mean()
+    with torch.no_grad():
+        stats = {"corr": 1.0 - 0.5 * loss.item()}
+    return loss, stats
+
+
 def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_sim: float = 1.0,
                lambda_sync: float = 1.0, mu: float = 1.0, penalty: str = "squared",
                granularity: str = "block", gather: Gather | None = None, offset: int = 0,
-               sim_scale: str = "paper", teacher: str = "") -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
+               sim_scale: str = "paper", teacher: str = "",
+               sync_form: str = "relational") -> tuple[Tensor, dict[str, Tensor], dict[str, float]]:
     """L_cocon = sum_v L_cpc(v) + lambda_sim sum_pairs L_sim + lambda_sync sum_pairs L_sync.
 
     pooled: view -> (B, N, D) from `pool_blocks`; offset: this rank's first CLIP in the gathered
     batch; sim_scale: see `sim_loss`; teacher: a view whose instances enter L_sim and L_sync with their
-    gradients stopped (the terms then train only the other views). Pairs are unordered, in sorted view-name
-    order, named "first-second"."""
+    gradients stopped (the terms then train only the other views); sync_form: "relational" (`sync_loss`, with
+    `penalty`) or "standardised" (`standardised_sync_loss`). Pairs are unordered, in sorted view-name order,
+    named "first-second"."""
     if set(cpc_losses) != set(pooled) or not pooled:
         raise ValueError(f"cpc_losses and pooled must name the same views, got "
                          f"{sorted(cpc_losses)} and {sorted(pooled)}")
     _penalty(penalty)
     _sim_scale(sim_scale)
+    if sync_form not in SYNC_FORMS:
+        raise ValueError(f"sync_form must be one of {SYNC_FORMS}, got {sync_form!r}")
     views = sorted(pooled)
     shapes = {tuple(pooled[v].shape[:2]) for v in views}
     if len(shapes) != 1:
@@ -120,7 +151,11 @@ def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_
     for a, b in combinations(views, 2):
         pair = f"{a}-{b}"
         sim, sim_stats = sim_loss(h[a], h[b], mu, gather, offset * per_clip, sim_scale)
-        sync, _ = sync_loss(h[a], h[b], penalty, gather, offset * per_clip)
+        if sync_form == "standardised":
+            sync, sync_stats = standardised_sync_loss(h[a], h[b], gather, offset * per_clip)
+            stats[f"sync_corr/{pair}"] = sync_stats["corr"]
+        else:
+            sync, _ = sync_loss(h[a], h[b], penalty, gather, offset * per_clip)
         total = total + lambda_sim * sim + lambda_sync * sync
         terms[f"sim/{pair}"], terms[f"sync/{pair}"] = sim.detach(), sync.detach()
         stats[f"pos_cos/{pair}"], stats[f"neg_cos/{pair}"] = sim_stats["pos_cos"], sim_stats["neg_cos"]

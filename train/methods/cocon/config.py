@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from ...config import SHARED_CHOICES, BlockClips, PretrainData, RunSchema
 from ...engine.errors import ConfigError
-from ...losses.cooperative import GRANULARITIES, PENALTIES, SIM_SCALES
+from ...losses.cooperative import GRANULARITIES, PENALTIES, SIM_SCALES, SYNC_FORMS
 from ...models.cpc import CONTEXT_NORMS, PREDICTOR_INITS
 from .presets import PRESETS, apply_preset
 
@@ -45,7 +45,8 @@ class LossConfig:
     lambda_sim: float = 1.0
     lambda_sync: float = 1.0
     mu: float = 1.0                      # weight of L_sim's cross-instance hinge
-    sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code)
+    sync_penalty: str = "squared"        # "squared" (paper) or "l1" (the authors' code); relational L_sync only
+    sync_form: str = "relational"        # L_sync: "relational" (paper) or "standardised" (per-dim z-scores match)
     granularity: str = "block"           # instances of L_sim/L_sync: "block" (clip x block), "clip" or "context"
     sim_scale: str = "paper"             # "authors": L_sim halved, as CoCon's weighted hinge (their 10 = our 5)
     pool_pad_odd: bool = False           # pooling for L_sim/L_sync pads an odd cell map (CoCon at 224 px)
@@ -93,6 +94,7 @@ class CoconConfig(RunSchema):
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {
         **SHARED_CHOICES,
         "loss.sync_penalty": PENALTIES,
+        "loss.sync_form": SYNC_FORMS,
         "loss.granularity": (*GRANULARITIES, CONTEXT),
         "loss.sim_scale": tuple(SIM_SCALES),
         "model.context_norm": CONTEXT_NORMS,

@@ -30,7 +30,8 @@ def cocon_losses(loss: LossConfig, outs: dict[str, Any], cooperative: bool, offs
         total, terms, pair_stats = cocon_loss(
             cpc_terms, pooled, lambda_sim=loss.lambda_sim, lambda_sync=loss.lambda_sync, mu=loss.mu,
             penalty=loss.sync_penalty, granularity="block" if on_context else loss.granularity,   # a context: 1 block
-            gather=gather_with_grad, offset=offset, sim_scale=loss.sim_scale, teacher=loss.teacher)
+            gather=gather_with_grad, offset=offset, sim_scale=loss.sim_scale, teacher=loss.teacher,
+            sync_form=loss.sync_form)
         stats.update({k: float(v) for k, v in pair_stats.items()})
         values = {k: float(v) for k, v in terms.items()}
     else:
