@@ -128,10 +128,11 @@ def make_store(s: Setting, work: Path) -> Path:
     return store
 
 
-def pretrain_keys(s: Setting, store: Path, runs: Path, seed: int) -> list[str]:
+def pretrain_keys(s: Setting, store: Path, runs: Path, seed: int, arm_keys: tuple[str, ...] = ()) -> list[str]:
+    """The keys of one arm's pre-training run: the setting's, then the arm's own, then the overrides (they win)."""
     return [f"data.root={store}", f"out={runs}", f"seed={seed}", f"data.holdout={s.holdout}",
             f"data.batch_size={s.batch_size}", f"data.repeats={s.repeats}", f"model.pred_steps={s.pred_steps}",
-            "data.workers=0", *s.clip_keys(), *s.extra]
+            "data.workers=0", *s.clip_keys(), *arm_keys, *s.extra]
 
 
 def random_checkpoint(s: Setting, store: Path, path: Path, seed: int) -> None:
@@ -172,7 +173,8 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
              "tclr": runs / "tclr" / "tclr" / "checkpoint.pth"}.get(arm)
     if final is not None and not final.is_file():   # an interrupted pre-training starts again
         shutil.rmtree(runs, ignore_errors=True)
-    keys = pretrain_keys(s, store, runs, seed)
+    arm_keys = {"authors": ("preset=authors-code",), "teacher": TEACHER_KEYS}.get(arm, ())
+    keys = pretrain_keys(s, store, runs, seed, arm_keys)
     views = f"data.views=[{', '.join(VIEWS)}]"
     if arm == "random":
         path = runs / "random" / "checkpoint.pth"
@@ -187,12 +189,10 @@ def pretrain(arm: str, s: Setting, store: Path, arm_dir: Path, seed: int) -> dic
                 arm_dir / "pretrain.log", s.threads)
         return {v: runs / "cpc" / f"cpc-{v}" / "checkpoint.pth" for v in VIEWS}
     if arm in ("cocon", "authors", "teacher"):
-        preset = {"authors": ["preset=authors-code"], "teacher": list(TEACHER_KEYS)}.get(arm, [])
         if not final.is_file():
             run([py, "-m", "train.cocon", "--config", str(PRETRAIN_CONFIG), *keys, views, f"name={arm}",
                  "schedule.stage=both", f"schedule.cpc_epochs={s.cpc_epochs}",
-                 f"schedule.cocon_epochs={s.cocon_epochs}", *preset, *s.extra],   # the overrides win
-                arm_dir / "pretrain.log", s.threads)
+                 f"schedule.cocon_epochs={s.cocon_epochs}"], arm_dir / "pretrain.log", s.threads)
         return {v: final for v in VIEWS}
     if arm == "tclr":   # RGB only: one epoch's steps as CoCon's, for cpc + cocon epochs
         if not final.is_file():

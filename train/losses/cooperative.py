@@ -111,9 +111,7 @@ def standardised_sync_loss(h0: Tensor, h1: Tensor, gather: Gather | None = None,
     del offset
     z0, z1 = standardise(h0, gather), standardise(h1, gather)
     loss = (z0 - z1).square().mean()
-    with torch.no_grad():
-        stats = {"corr": 1.0 - 0.5 * loss.item()}
-    return loss, stats
+    return loss, {"corr": 1.0 - 0.5 * loss.item()}
 
 
 def cocon_loss(cpc_losses: dict[str, Tensor], pooled: dict[str, Tensor], lambda_sim: float = 1.0,
