@@ -7,7 +7,7 @@ docs/learning_benchmark.md) it pre-trains, for every seed, the arms
   cpc         CPC on each view alone (`schedule.stage=cpc`) for cpc + cocon epochs
   cocon       CoCon: CPC for cpc epochs, then rgb + flow together for cocon epochs
   authors     CoCon with `preset=authors-code` (the authors' code's objective)
-  teacher     CoCon with flow as teacher and the standardised L_sync (TEACHER_KEYS; docs/learning_benchmark.md)
+  teacher     CoCon with flow as a frozen teacher and the standardised L_sync (TEACHER_KEYS; docs/learning_benchmark.md)
   tclr        TCLR on RGB alone (`train.tclr`: 8-frame clips at step 4, 2 dense clips, the learning set's size)
 
 with the same number of RGB-encoder steps in every pre-trained arm (TCLR: as many optimiser steps, each on
@@ -51,12 +51,13 @@ EVALUATE_CONFIG = CONFIGS / "evaluate_r18w0.125-64_sample-rgb-flow.yaml"
 TCLR_CONFIG = CONFIGS / "tclr_r3d18w0.125-32_1x4_4e_sample-rgb.yaml"
 VIEWS = ("rgb", "flow_dis")
 ARMS = ("random", "cpc", "cocon", "authors", "teacher", "tclr")
-# The teacher arm's CoCon settings: flow's block features, gradients stopped, standardised per dimension over the
-# batch, and RGB's fitted to them (L_sync's standardised form at a weight that leaves RGB's L_cpc a small share of
-# its encoder's gradient); no L_sim, no colour augmentation, the learning rate held (docs/learning_benchmark.md).
+# The teacher arm's CoCon settings: flow, frozen at its CPC-stage weights, as the teacher; its block features
+# standardised per dimension over the batch, and RGB's fitted to them (L_sync's standardised form at a weight that
+# leaves RGB's L_cpc a small share of its encoder's gradient); no L_sim, no colour augmentation, the learning rate
+# held (docs/learning_benchmark.md).
 TEACHER_KEYS = (f"loss.teacher={VIEWS[-1]}", "loss.sync_form=standardised", "loss.lambda_sim=0",
                 "loss.lambda_sync=100", "augment.grey_p=0", "augment.jitter=[0,0,0,0]",
-                "optim.plateau_patience=1000")
+                "optim.plateau_patience=1000", "loss.freeze_teacher=true")
 RANDOM_INIT = threading.Lock()
 TABLE_COLUMNS = ("arm", "view", "R@1", "R@5", "cosine same class", "cosine other classes", "spread (0: collapsed)",
                  "effective rank", "ρ appearance", "ρ class", "linear probe top-1")
@@ -67,7 +68,7 @@ class Setting:
     """One form of the benchmark: the data set, the clip and model size, and the schedule of every arm."""
 
     seeds: list[int]
-    per_class: int = 16
+    per_class: int = 32
     frames: int = 128
     size: int = 64
     num_blocks: int = 8
@@ -76,11 +77,11 @@ class Setting:
     batch_size: int = 8
     repeats: int = 2
     cpc_epochs: int = 5
-    cocon_epochs: int = 15
+    cocon_epochs: int = 35           # the teacher arm needs about 400 cooperative steps (docs/learning_benchmark.md)
     probe_epochs: int = 10
     probe_dropout: float = 0.1       # CoCon's 0.7 drops 70% of a width-1/8 (32-d) feature (docs/learning_benchmark.md)
     probe_lr: float = 0.01           # fine-tuning's 1e-3 leaves a linear head under-trained in 10 epochs (same doc)
-    holdout: float = 0.5
+    holdout: float = 0.75            # 8 training, 24 test videos a class: 3x the test videos of an even split
     clips_per_video: int = 4
     tclr_clip: tuple[int, int] = (8, 4)   # TCLR's clip_frames, sparse_step: a 32-frame window of 42 stored frames
     threads: int = 0                 # OMP_NUM_THREADS of every command (0: the environment's)
@@ -93,7 +94,7 @@ class Setting:
 
 
 FULL = Setting(seeds=[0, 1, 2])
-QUICK = Setting(seeds=[0], per_class=3, frames=40, size=32, num_blocks=4, block_frames=3, pred_steps=2,
+QUICK = Setting(seeds=[0], per_class=3, holdout=0.5, frames=40, size=32, num_blocks=4, block_frames=3, pred_steps=2,
                 batch_size=3, repeats=1, cpc_epochs=1, cocon_epochs=1, probe_epochs=1, clips_per_video=1,
                 threads=1)
 
@@ -415,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="pre-training epochs of CoCon's two stages (the cpc arm gets their sum)")
     parser.add_argument("--jobs", type=int, default=0, help="arms run side by side, each command at cpus/jobs "
                         "threads (default: one per CPU, at most 8)")
-    parser.add_argument("--per-class", type=int, default=None, help="videos per class (default 16; --quick 3)")
+    parser.add_argument("--per-class", type=int, default=None, help="videos per class (default 32; --quick 3)")
+    parser.add_argument("--holdout", type=float, default=None,
+                        help="test fraction of each class, held out of pre-training and probing (default 0.75; --quick 0.5)")
     parser.add_argument("--table", type=Path, default=None,
                         help="markdown table (default docs/learning_benchmark_table.md; --quick: <work>/table.md)")
     parser.add_argument("--plot", type=Path, default=None,
@@ -430,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         s.cpc_epochs, s.cocon_epochs = args.epochs
     if args.per_class:
         s.per_class = args.per_class
+    if args.holdout:
+        s.holdout = args.holdout
     work = (args.work or REPO_ROOT / "bench" / "results" / ("learning-quick" if args.quick else "learning")).resolve()
     table = args.table or (work / "table.md" if args.quick else REPO_ROOT / "docs" / "learning_benchmark_table.md")
     plot = args.plot or (work / "plot.png" if args.quick else REPO_ROOT / "docs" / "learning_benchmark.png")

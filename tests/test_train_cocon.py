@@ -57,6 +57,21 @@ def test_cocon_gradients_reach_every_view(cocon_store, tmp_path):
     assert values["sim/flow_dis-rgb"] > 0 and values["sync/flow_dis-rgb"] > 0
 
 
+def test_a_frozen_teacher_leaves_the_cooperative_stage_with_its_cpc_weights(cocon_store, tmp_path, capsys):
+    rc = train_main(cocon_args(cocon_store, tmp_path, "schedule.cpc_epochs=1", "schedule.cocon_epochs=1",
+                               "loss.teacher=flow_dis", "loss.freeze_teacher=true", "loss.sync_form=standardised"))
+    assert rc == 0, capsys.readouterr().err
+    run = tmp_path / "sample"
+    cocon = _weights(run / "cocon" / "checkpoint.pth")
+    for view, frozen in (("flow_dis", True), ("rgb", False)):
+        cpc = _weights(run / f"cpc-{view}" / "checkpoint.pth")
+        # BatchNorm's running statistics follow the batches; every trained weight of the teacher stays put
+        learnt = [k for k in cpc if k.startswith(f"views.{view}.") and "running_" not in k and "num_batches" not in k]
+        assert learnt
+        assert all(torch.equal(cpc[k], cocon[k]) for k in learnt) == frozen, view
+    assert json.loads((run / "cocon" / "metrics.jsonl").read_text())["train"]["cpc/flow_dis"] > 0   # still reported
+
+
 def test_tiny_model_overfits_a_handful_of_clips(cocon_store, tmp_path):
     args = cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=60",
                  "optim.lr=5e-3", "augment.grey_p=0", "augment.jitter=[0, 0, 0, 0]", "data.batch_size=3")

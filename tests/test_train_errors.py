@@ -38,6 +38,7 @@ def _one_line(capsys, rc: int, expected_rc: int = 2) -> str:
     (["device=foo"], "config key device must be auto, cpu, cuda or cuda:N; got 'foo'"),
     (["device=cuda:99"], "config key device is 'cuda:99' but this machine has"),
     (["loss.teacher=flow_dis"], "config key loss.teacher must be one of data.views ['rgb'] or empty; got 'flow_dis'"),
+    (["loss.freeze_teacher=true"], "config key loss.freeze_teacher needs loss.teacher: the view to freeze"),
 ])
 def test_well_typed_invalid_values_are_one_line(cocon_store, tmp_path, capsys, extra, message):
     rc = train_main(cocon_args(cocon_store, tmp_path, "schedule.stage=cpc", "data.views=[rgb]", "schedule.cpc_epochs=1",

@@ -51,6 +51,7 @@ class LossConfig:
     sim_scale: str = "paper"             # "authors": L_sim halved, as CoCon's weighted hinge (their 10 = our 5)
     pool_pad_odd: bool = False           # pooling for L_sim/L_sync pads an odd cell map (CoCon at 224 px)
     teacher: str = ""                    # a view whose features L_sim/L_sync do not train (gradients stopped)
+    freeze_teacher: bool = False         # true: the teacher keeps its cpc-stage weights in the cooperative stage
 
 
 @dataclass
@@ -122,3 +123,5 @@ class CoconConfig(RunSchema):
         if self.loss.teacher and self.loss.teacher not in self.data.views:
             raise ConfigError(f"config key loss.teacher must be one of data.views {self.data.views} or empty; "
                               f"got {self.loss.teacher!r}")
+        if self.loss.freeze_teacher and not self.loss.teacher:
+            raise ConfigError("config key loss.freeze_teacher needs loss.teacher: the view to freeze")

@@ -89,6 +89,10 @@ class CoconStageJob(Job):
                                     f"run stage cpc first (schedule.stage=cpc or both)")
             m = self.cfg.model
             load_view_weights(model.views[view], read_checkpoint(path), path, view, m.depth, m.width)
+        loss = self.cfg.loss
+        if self.stage.cooperative and loss.teacher and loss.freeze_teacher:
+            # A target that holds still: no L_cpc either, so the optimiser (and DDP) leave its weights alone.
+            model.views[loss.teacher].requires_grad_(False)
         return model
 
     def inputs(self, batch: dict[str, Any], split: str, generator: torch.Generator) -> dict[str, torch.Tensor]:
