@@ -46,8 +46,8 @@ def test_quick_learning_benchmark_writes_a_table_with_every_arm(tmp_path):
     assert (authors["preset"], authors["loss"]["sync_penalty"], authors["data"]["holdout"]) == ("authors-code", "l1",
                                                                                                 0.5)
     teacher = yaml.safe_load((runs / "teacher" / "runs" / "teacher" / "cocon" / "config.yaml").read_text())
-    assert (teacher["loss"]["teacher"], teacher["loss"]["sync_form"], teacher["augment"]["grey_p"]) == (
-        "flow_dis", "standardised", 0.0)
+    assert (teacher["loss"]["teacher"], teacher["loss"]["sync_form"], teacher["loss"]["freeze_teacher"],
+            teacher["augment"]["grey_p"]) == ("flow_dis", "standardised", True, 0.0)
     result = json.loads((runs / "cocon" / "result.json").read_text())
     assert result["queries"] + result["gallery"] == 18 and 0 <= result["rgb"]["r1"] <= 1
     assert "| ρ appearance | ρ class |" in table and -1 <= result["rgb"]["rho_class"] <= 1
