@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,28 @@ def test_breaking_out_stops_the_workers(motion_store: Path) -> None:
     next(it)
     it.close()
     assert not _ours()
+
+
+def _hold_sigterm_then_sleep(held) -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # as a worker forked under `signals_held`
+    held.set()
+    signal.pause()
+
+
+def test_stopping_kills_a_worker_that_holds_sigterm() -> None:
+    """A worker stopped before it unblocks SIGTERM must not make the stop (and so Ctrl-C or Slurm's SIGTERM of the
+    trainer) wait for ever: after TERMINATE_SECONDS it gets SIGKILL."""
+    ctx = mp.get_context("fork")
+    held = ctx.Event()
+    worker = ctx.Process(target=_hold_sigterm_then_sleep, args=(held,), daemon=True)
+    worker.start()
+    assert held.wait(timeout=30)
+    stopper = threading.Thread(target=SlotLoader._stop, args=([worker], ctx.Queue(), ctx.Queue(), False), daemon=True)
+    stopper.start()
+    stopper.join(timeout=30)
+    alive = worker.is_alive()
+    if alive:
+        worker.kill()
+    assert not stopper.is_alive() and not alive
+    assert worker.exitcode == -signal.SIGKILL
+

@@ -29,6 +29,7 @@ from .shm import batch_bytes, is_shm_exhausted, shm_error
 from .worker_life import die_with_parent, parent_alive, signals_held
 
 POLL_SECONDS = 5.0
+TERMINATE_SECONDS = 5.0   # how long a stopped worker gets to die of SIGTERM before SIGKILL
 
 
 def _fill(dataset: Any, slot: dict[str, torch.Tensor], indices: Sequence[int]) -> None:
@@ -169,6 +170,9 @@ class SlotLoader:
                 p.join(timeout=10)
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=TERMINATE_SECONDS)
+            if p.is_alive():   # SIGTERM still held (a worker not yet through `die_with_parent`): SIGKILL is not
+                p.kill()
                 p.join()
         for q in (tasks, done):
             q.cancel_join_thread()
