@@ -433,7 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         s.cpc_epochs, s.cocon_epochs = args.epochs
     if args.per_class:
         s.per_class = args.per_class
-    if args.holdout:
+    if args.holdout is not None:
+        if not 0 < args.holdout < 1:
+            parser.error(f"--holdout must be in (0, 1), got {args.holdout}")
         s.holdout = args.holdout
     work = (args.work or REPO_ROOT / "bench" / "results" / ("learning-quick" if args.quick else "learning")).resolve()
     table = args.table or (work / "table.md" if args.quick else REPO_ROOT / "docs" / "learning_benchmark_table.md")

@@ -99,4 +99,3 @@ def test_stopping_kills_a_worker_that_holds_sigterm() -> None:
         worker.kill()
     assert not stopper.is_alive() and not alive
     assert worker.exitcode == -signal.SIGKILL
-
